@@ -1,0 +1,569 @@
+"""``ApiService``: the New API app tier, shaped by what New API's code requires
+(NEWAPI-CONTRACT.md): one migrating master, autoscaled slaves, a bootstrapped admin."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import common
+
+APP = "new-api"
+#: New API listens on 3000 (``--port``/``PORT``, CONTRACT §1); the Service exposes 80.
+APP_PORT = 3000
+SERVICE_PORT = 80
+#: The only health endpoint (CONTRACT §1): process up, options loaded, Redis reachable.
+HEALTH_PATH = "/api/status"
+#: Extra seconds past preStop + drain before the kubelet's SIGKILL.
+DRAIN_MARGIN_SECONDS = 15
+#: Link-local range (instance metadata service): never an upstream.
+_LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
+
+DEFAULT_RESOURCES = {"cpu_request": "250m", "memory_request": "256Mi",
+                     "cpu_limit": "500m", "memory_limit": "512Mi"}
+"""Seed 000 sizing (requests 250m/256Mi, limits 500m/512Mi)."""
+DEFAULT_AUTOSCALING = {"min_replicas": 3, "max_replicas": 10, "target_cpu_percent": 80,
+                       "target_memory_percent": 80, "scale_down_stabilization_seconds": 300}
+"""Seed 000 HPA (min 3, max 10, 80 %/80 %) plus scale-down stabilization."""
+DEFAULT_POOL = {"max_open_conns": 15, "max_idle_conns": 5, "max_lifetime_seconds": 300}
+"""Per-pod DB pool: (HPA max 10 + master) x 15 + 20 reserved = 185 < 200 connections
+(seed notes §4 #41). New API's own default is 1000 open connections per pod."""
+DEFAULT_UPSTREAM_CIDRS = ("0.0.0.0/0",)
+"""HTTPS upstreams (LLM providers) may be anywhere; link-local metadata is always excluded."""
+DEFAULT_STREAMING_TIMEOUT = 300
+DEFAULT_SHUTDOWN_TIMEOUT = 120
+DEFAULT_PRE_STOP = 15
+#: Bootstrap Job: talks to the master's ClusterIP Service, creates root once.
+BOOTSTRAP_SCRIPT = r"""
+status_url="$MASTER_URL/api/status"
+i=0
+until body=$(wget -q -O - -T 5 --no-hsts "$status_url"); do
+  i=$((i+1)); [ "$i" -ge 60 ] && { echo "master not answering at $status_url"; exit 1; }
+  sleep 5
+done
+case "$body" in
+  *'"setup":true'*) echo "setup already complete: nothing to do"; exit 0 ;;
+esac
+payload=$(printf '{"username":"%s","password":"%s","confirmPassword":"%s","SelfUseModeEnabled":false,"DemoSiteEnabled":false}' \
+  "$ADMIN_USERNAME" "$ADMIN_PASSWORD" "$ADMIN_PASSWORD")
+reply=$(wget -q -O - -T 30 --no-hsts --header 'Content-Type: application/json' --post-data "$payload" "$MASTER_URL/api/setup")
+case "$reply" in
+  *'"success":true'*) echo "root user created" ;;
+  *) echo "setup failed: $reply"; exit 1 ;;
+esac
+""".strip()
+
+
+class ResourcesArgs(TypedDict, total=False):
+    cpu_request: str
+    """CPU request (default 250m)."""
+    memory_request: str
+    """Memory request (default 256Mi)."""
+    cpu_limit: str
+    """CPU limit (default 500m; empty string for none)."""
+    memory_limit: str
+    """Memory limit (default 512Mi). GOMEMLIMIT is set to 90 % of it."""
+
+
+class AutoscalingArgs(TypedDict, total=False):
+    min_replicas: int
+    """HPA minimum (default 3)."""
+    max_replicas: int
+    """HPA maximum (default 10)."""
+    target_cpu_percent: int
+    """Average CPU utilization target (default 80)."""
+    target_memory_percent: int
+    """Average memory utilization target (default 80)."""
+    scale_down_stabilization_seconds: int
+    """Scale-down stabilization window (default 300)."""
+
+
+class PoolArgs(TypedDict, total=False):
+    max_open_conns: int
+    """SQL_MAX_OPEN_CONNS per pod (default 15)."""
+    max_idle_conns: int
+    """SQL_MAX_IDLE_CONNS per pod (default 5)."""
+    max_lifetime_seconds: int
+    """SQL_MAX_LIFETIME in seconds (default 300)."""
+
+
+class EgressTargetArgs(TypedDict, total=False):
+    port: int
+    """TCP port the app connects to."""
+    pod_labels: dict
+    """Labels of the target pods (in-cluster datastore)."""
+    namespace: str
+    """Namespace of the target pods (default: the app's namespace)."""
+    cidr: str
+    """CIDR of the target (managed datastore), instead of pod labels."""
+
+
+class ApiServiceArgs(TypedDict, total=False):
+    namespace: pulumi.Input[str]
+    """Namespace to run in (created by RestrictedNamespace)."""
+    image: str
+    """New API image pinned by tag or digest, e.g. calciumion/new-api:v1.0.0-rc.25 (never latest)."""
+    image_pull_policy: str
+    """IfNotPresent (default) or Always."""
+    host: str
+    """Public host name; SESSION_COOKIE_TRUSTED_URL is https://<host>."""
+    tls: bool
+    """Whether the public endpoint is HTTPS (default true)."""
+    session_cookie_secure: bool
+    """SESSION_COOKIE_SECURE (default: same as tls; needs tls)."""
+    sql_dsn: pulumi.Input[str]
+    """SQL_DSN, a postgresql:// URL (secret)."""
+    redis_url: pulumi.Input[str]
+    """REDIS_CONN_STRING, redis:// or rediss:// (secret)."""
+    session_secret: pulumi.Input[str]
+    """SESSION_SECRET shared by every pod (secret)."""
+    crypto_secret: pulumi.Input[str]
+    """CRYPTO_SECRET shared by every pod (secret)."""
+    admin_username: str
+    """Root user created by the bootstrap Job (default root)."""
+    admin_password: pulumi.Input[str]
+    """Its password, 8-20 characters (secret)."""
+    trusted_proxies: Sequence[str]
+    """TRUSTED_PROXIES: CIDRs of the ingress controller's pods."""
+    resources: ResourcesArgs
+    """Serving pods' requests and limits."""
+    master_resources: ResourcesArgs
+    """Master pod's requests and limits."""
+    autoscaling: AutoscalingArgs
+    """HPA of the serving workload."""
+    pool: PoolArgs
+    """Database pool per pod."""
+    streaming_timeout_seconds: int
+    """STREAMING_TIMEOUT (default 300)."""
+    shutdown_timeout_seconds: int
+    """SHUTDOWN_TIMEOUT_SECONDS (default 120)."""
+    pre_stop_seconds: int
+    """preStop sleep before SIGTERM (default 15)."""
+    timezone: str
+    """TZ (default UTC; log parsing assumes it)."""
+    ingress_namespace: str
+    """Namespace of the ingress controller allowed to reach the serving pods."""
+    monitoring_namespace: str
+    """Namespace allowed to probe the pods (optional)."""
+    datastore_egress: Sequence[EgressTargetArgs]
+    """Where the app may connect besides DNS and HTTPS upstreams."""
+    upstream_cidrs: Sequence[str]
+    """Destinations allowed on TCP 443 (LLM providers); default everywhere but link-local."""
+    priority_class_name: str
+    """PriorityClass of the app pods (prod: above logging and monitoring)."""
+    extra_env: dict
+    """Escape hatch: extra non-secret env (ConfigMap) for both workloads."""
+
+
+def pod_selector(name: str, role: str) -> dict:
+    """Selector labels of an ApiService's pods (``role``: ``serving``, ``master``, ``bootstrap``)."""
+    return common.selector(APP, name, role)
+
+
+def grace_period(pre_stop: int, shutdown: int) -> int:
+    """terminationGracePeriodSeconds ≥ preStop + SHUTDOWN_TIMEOUT_SECONDS + margin (CONTRACT §9)."""
+    return pre_stop + shutdown + DRAIN_MARGIN_SECONDS
+
+
+def _gomemlimit(memory_limit: str) -> str:
+    """90 % of the memory limit (seed 000: GOMEMLIMIT 1800MiB for 2G)."""
+    return f"{int(common.parse_quantity(memory_limit) * 0.9 / 2**20)}MiB"
+
+
+def _checksum(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _merged(defaults: dict, given: Optional[dict], arg: str) -> dict:
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    common.require(not unknown, arg, f"unknown keys {unknown}; allowed: {sorted(defaults)}")
+    return {**defaults, **given}
+
+
+def _validate(args: ApiServiceArgs) -> dict:
+    a = dict(args)
+    for key in ("namespace", "image", "host", "sql_dsn", "redis_url", "session_secret",
+                "crypto_secret", "admin_password", "trusted_proxies"):
+        common.require(a.get(key) is not None, key, "is required")
+    try:
+        common.split_image(a["image"])
+    except ValueError as exc:
+        raise ValueError(f"image: {exc}") from None
+    a["resources"] = _merged(DEFAULT_RESOURCES, a.get("resources"), "resources")
+    a["master_resources"] = _merged(DEFAULT_RESOURCES, a.get("master_resources"), "master_resources")
+    for key in ("resources", "master_resources"):
+        for field, value in a[key].items():
+            if value:
+                try:
+                    common.parse_quantity(value)
+                except ValueError as exc:
+                    raise ValueError(f"{key}.{field}: {exc}") from None
+    auto = a["autoscaling"] = _merged(DEFAULT_AUTOSCALING, a.get("autoscaling"), "autoscaling")
+    common.require(auto["min_replicas"] >= 1, "autoscaling.min_replicas", "must be at least 1")
+    common.require(auto["max_replicas"] > auto["min_replicas"], "autoscaling.max_replicas",
+                   f"{auto['max_replicas']} must be greater than min_replicas {auto['min_replicas']}")
+    pool = a["pool"] = _merged(DEFAULT_POOL, a.get("pool"), "pool")
+    common.require(1 <= pool["max_open_conns"], "pool.max_open_conns", "must be at least 1")
+    common.require(0 <= pool["max_idle_conns"] <= pool["max_open_conns"], "pool.max_idle_conns",
+                   "must be between 0 and max_open_conns")
+    a.setdefault("tls", True)
+    a.setdefault("session_cookie_secure", a["tls"])
+    common.require(not a["session_cookie_secure"] or a["tls"], "session_cookie_secure",
+                   "needs tls: New API exits when SESSION_COOKIE_SECURE is set without an https trusted URL")
+    for cidr in a["trusted_proxies"]:
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: {cidr!r} is not a CIDR ({exc})") from None
+        common.require(net.prefixlen > 0, "trusted_proxies", f"{cidr} would trust every client's X-Forwarded-For")
+    for key, schemes in (("sql_dsn", ("postgresql://", "postgres://")), ("redis_url", ("redis://", "rediss://"))):
+        if isinstance(a[key], str):
+            common.require(a[key].startswith(schemes), key,
+                           f"must start with {' or '.join(schemes)} (a keyword DSN is sent to the MySQL driver)")
+    if isinstance(a["session_secret"], str):
+        common.require(a["session_secret"] != "random_string", "session_secret",
+                       "the literal 'random_string' is fatal in New API; generate one")
+    a.setdefault("image_pull_policy", "IfNotPresent")
+    common.require(a["image_pull_policy"] in ("IfNotPresent", "Always"), "image_pull_policy",
+                   "must be IfNotPresent or Always")
+    a.setdefault("admin_username", "root")
+    a.setdefault("streaming_timeout_seconds", DEFAULT_STREAMING_TIMEOUT)
+    a.setdefault("shutdown_timeout_seconds", DEFAULT_SHUTDOWN_TIMEOUT)
+    a.setdefault("pre_stop_seconds", DEFAULT_PRE_STOP)
+    a.setdefault("timezone", "UTC")
+    a.setdefault("ingress_namespace", "ingress-nginx")
+    a.setdefault("upstream_cidrs", list(DEFAULT_UPSTREAM_CIDRS))
+    a["extra_env"] = dict(a.get("extra_env") or {})
+    return a
+
+
+class ApiService(pulumi.ComponentResource):
+    """The New API app tier (NEWAPI-CONTRACT.md), creating:
+
+    - a ServiceAccount (no token), a ConfigMap of non-secret settings and a Secret with
+      ``SQL_DSN``, ``REDIS_CONN_STRING``, ``SESSION_SECRET``, ``CRYPTO_SECRET``;
+    - the **master** Deployment: exactly one replica, ``Recreate``, no HPA. Every New API
+      process not started with ``NODE_TYPE=slave`` runs GORM migrations with no lock and
+      the background loops, so there is one and only one;
+    - a bootstrap **Job** that creates the root user through the master's ClusterIP
+      Service with a generated password (the first anonymous ``POST /api/setup`` becomes
+      root; nothing public can reach it first), idempotent;
+    - the **serving** Deployment (``NODE_TYPE=slave``), started after the master is ready
+      and the bootstrap done, with the HPA (seed 000: 3-10 at 80 %/80 %), a PDB,
+      topology spread and a zero-downtime rolling update (seed 002: maxUnavailable 0);
+    - Services for both, and NetworkPolicies: serving pods reachable only from the ingress
+      controller (and monitoring); egress only to DNS, the datastores and HTTPS upstreams.
+
+    Probes: startup ``GET /api/status`` with a 5-minute budget (migrations run before the
+    port opens), readiness ``GET /api/status`` every 10 s (the endpoint is rate-limited per
+    client IP), liveness **TCP** (``/api/status`` returns 500 when Redis fails; that must
+    not restart every pod). Drain: preStop sleep, then ``SHUTDOWN_TIMEOUT_SECONDS``, inside
+    ``terminationGracePeriodSeconds``.
+    """
+
+    service_name: pulumi.Output[str]
+    """ClusterIP Service of the serving pods (port 80)."""
+    service_port: pulumi.Output[int]
+    """Port of that Service."""
+    master_service_name: pulumi.Output[str]
+    """ClusterIP Service of the master (port 3000, in-cluster only)."""
+    admin_username: pulumi.Output[str]
+    """The bootstrapped root user."""
+
+    def __init__(self, name: str, args: ApiServiceArgs,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("new-api:index:ApiService", name, None, opts)
+        a = _validate(args)
+        ns = a["namespace"]
+        roles = ("serving", "master", "bootstrap")
+        sel = {role: pod_selector(name, role) for role in roles}
+        lbl = {role: common.labels(APP, name, role) for role in roles}
+        app_labels = common.labels(APP, name, "app")
+
+        def opts_(*deps, **kw) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
+
+        # ---------------------------------------------------------------- identity and settings
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=common.meta(name, ns, app_labels),
+            automount_service_account_token=False, opts=opts_())
+        self.bootstrap_account = k8s.core.v1.ServiceAccount(
+            f"{name}-bootstrap-sa", metadata=common.meta(f"{name}-bootstrap", ns, lbl["bootstrap"]),
+            automount_service_account_token=False, opts=opts_())
+
+        settings = {
+            "PORT": str(APP_PORT),
+            "TZ": a["timezone"],
+            "GIN_MODE": "release",
+            "ERROR_LOG_ENABLED": "true",
+            "STREAMING_TIMEOUT": str(a["streaming_timeout_seconds"]),
+            "SHUTDOWN_TIMEOUT_SECONDS": str(a["shutdown_timeout_seconds"]),
+            "SQL_MAX_OPEN_CONNS": str(a["pool"]["max_open_conns"]),
+            "SQL_MAX_IDLE_CONNS": str(a["pool"]["max_idle_conns"]),
+            "SQL_MAX_LIFETIME": str(a["pool"]["max_lifetime_seconds"]),
+            "TRUSTED_PROXIES": ",".join(a["trusted_proxies"]),
+            "SESSION_COOKIE_SECURE": "true" if a["session_cookie_secure"] else "false",
+        }
+        if a["session_cookie_secure"]:
+            # Required with SECURE=true and fatal without it (CONTRACT §2a).
+            settings["SESSION_COOKIE_TRUSTED_URL"] = f"https://{a['host']}"
+        clash = sorted(set(a["extra_env"]) & (set(settings) | {"NODE_TYPE", "NODE_NAME", "GOMEMLIMIT"}))
+        common.require(not clash, "extra_env", f"{clash} are managed by the component")
+        settings.update({k: str(v) for k, v in a["extra_env"].items()})
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=common.meta(f"{name}-config", ns, app_labels),
+            data=settings, opts=opts_())
+
+        secret_data = {
+            "SQL_DSN": a["sql_dsn"],
+            "REDIS_CONN_STRING": a["redis_url"],
+            "SESSION_SECRET": a["session_secret"],
+            "CRYPTO_SECRET": a["crypto_secret"],
+        }
+        self.env_secret = k8s.core.v1.Secret(
+            f"{name}-env", metadata=common.meta(f"{name}-env", ns, app_labels), type="Opaque",
+            string_data=pulumi.Output.secret(secret_data), opts=opts_())
+        self.admin_secret = k8s.core.v1.Secret(
+            f"{name}-admin", metadata=common.meta(f"{name}-admin", ns, lbl["bootstrap"]), type="Opaque",
+            string_data=pulumi.Output.secret({"username": a["admin_username"], "password": a["admin_password"]}),
+            opts=opts_())
+        # Pods roll when their settings or credentials change (names stay stable).
+        secret_checksum = pulumi.Output.secret(
+            pulumi.Output.all(**secret_data).apply(lambda d: _checksum(d)))
+        template_annotations = {
+            "new-api.io/config-checksum": _checksum(settings),
+            "new-api.io/secret-checksum": secret_checksum,
+        }
+
+        # ---------------------------------------------------------------- pod templates
+        tmp = common.empty_dir("tmp", "1Gi")
+        grace = grace_period(a["pre_stop_seconds"], a["shutdown_timeout_seconds"])
+
+        def container(resources: dict, role_env: list) -> dict:
+            res = common.resources(resources["cpu_request"], resources["memory_request"],
+                                   resources["memory_limit"], resources.get("cpu_limit") or None)
+            return {
+                "name": APP,
+                "image": a["image"],
+                "image_pull_policy": a["image_pull_policy"],
+                # Logs to stdout only: the default /data/logs is never cleaned (CONTRACT §4).
+                "args": ["--log-dir="],
+                "ports": [{"name": "http", "container_port": APP_PORT, "protocol": "TCP"}],
+                "env_from": [{"config_map_ref": {"name": self.config_map.metadata.name}}],
+                "env": [
+                    common.field_env("NODE_NAME", "metadata.name"),
+                    {"name": "GOMEMLIMIT", "value": _gomemlimit(resources["memory_limit"])},
+                    *[common.secret_env(key, self.env_secret.metadata.name, key) for key in secret_data],
+                    *role_env,
+                ],
+                "resources": res,
+                "security_context": common.container_security_context(),
+                "startup_probe": common.http_probe(HEALTH_PATH, "http", period=10, timeout=5, failures=30),
+                "readiness_probe": common.http_probe(HEALTH_PATH, "http", period=10, timeout=3, failures=3),
+                "liveness_probe": common.tcp_probe("http", period=10, timeout=5, failures=3),
+                "lifecycle": {"pre_stop": {"exec_": {"command": ["/bin/sleep", str(a["pre_stop_seconds"])]}}},
+                "volume_mounts": [common.mount("tmp", "/tmp")],
+            }
+
+        def template(role: str, resources: dict, role_env: list, spread: bool,
+                     extra_annotations: Optional[dict] = None) -> dict:
+            return {
+                "metadata": {"labels": lbl[role], "annotations": {**template_annotations, **(extra_annotations or {})}},
+                "spec": common.restricted_pod_spec(
+                    service_account=self.service_account.metadata.name,
+                    containers=[container(resources, role_env)],
+                    volumes=[tmp],
+                    spread_labels=sel[role] if spread else None,
+                    termination_grace_seconds=grace,
+                    priority_class=a.get("priority_class_name"),
+                ),
+            }
+
+        # ---------------------------------------------------------------- master
+        singleton = common.exemption_annotations(
+            ["K8S-034"], "New API master: every master runs unlocked GORM migrations and the "
+                         "background loops, so exactly one runs (NEWAPI-CONTRACT §3)")
+        self.master = k8s.apps.v1.Deployment(
+            f"{name}-master",
+            metadata=common.meta(f"{name}-master", ns, lbl["master"], singleton),
+            spec={
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "revision_history_limit": 5,
+                "selector": {"match_labels": sel["master"]},
+                "template": template("master", a["master_resources"], [], spread=False),
+            },
+            opts=opts_(self.config_map, self.env_secret),
+        )
+        self.master_service = k8s.core.v1.Service(
+            f"{name}-master",
+            metadata=common.meta(f"{name}-master", ns, lbl["master"]),
+            spec={"type": "ClusterIP", "selector": sel["master"],
+                  "ports": [{"name": "http", "port": APP_PORT, "target_port": "http", "protocol": "TCP"}]},
+            opts=opts_(self.master),
+        )
+
+        # ---------------------------------------------------------------- bootstrap
+        self.bootstrap_job = k8s.batch.v1.Job(
+            f"{name}-bootstrap",
+            metadata=common.meta(f"{name}-bootstrap", ns, lbl["bootstrap"]),
+            spec={
+                "backoff_limit": 3,
+                "active_deadline_seconds": 900,
+                "ttl_seconds_after_finished": 86400,
+                "template": {
+                    "metadata": {"labels": lbl["bootstrap"]},
+                    "spec": common.restricted_pod_spec(
+                        service_account=self.bootstrap_account.metadata.name,
+                        restart_policy="Never",
+                        volumes=[common.empty_dir("tmp", "16Mi")],
+                        containers=[{
+                            "name": "bootstrap",
+                            "image": a["image"],
+                            "image_pull_policy": a["image_pull_policy"],
+                            "command": ["/bin/sh", "-ec", BOOTSTRAP_SCRIPT],
+                            "env": [
+                                {"name": "MASTER_URL",
+                                 "value": self.master_service.metadata.name.apply(lambda n: f"http://{n}:{APP_PORT}")},
+                                {"name": "HOME", "value": "/tmp"},
+                                common.secret_env("ADMIN_USERNAME", self.admin_secret.metadata.name, "username"),
+                                common.secret_env("ADMIN_PASSWORD", self.admin_secret.metadata.name, "password"),
+                            ],
+                            "resources": common.resources("10m", "16Mi", "64Mi", None, "16Mi", "64Mi"),
+                            "security_context": common.container_security_context(),
+                            "volume_mounts": [common.mount("tmp", "/tmp")],
+                        }],
+                    ),
+                },
+            },
+            opts=opts_(self.master_service, self.admin_secret, delete_before_replace=True),
+        )
+
+        # ---------------------------------------------------------------- serving
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=common.meta(name, ns, lbl["serving"]),
+            spec={
+                # No replicas: the HPA owns the scale (server-side apply would fight it, K8S-033).
+                "strategy": {"type": "RollingUpdate",
+                             "rolling_update": {"max_unavailable": 0, "max_surge": "25%"}},
+                "revision_history_limit": 5,
+                "progress_deadline_seconds": 600,
+                "selector": {"match_labels": sel["serving"]},
+                "template": template("serving", a["resources"], [{"name": "NODE_TYPE", "value": "slave"}],
+                                     spread=True),
+            },
+            # The master migrates first; slaves start after setup so they read setup=done.
+            opts=opts_(self.master, self.bootstrap_job),
+        )
+        self.service = k8s.core.v1.Service(
+            name,
+            metadata=common.meta(name, ns, lbl["serving"]),
+            spec={"type": "ClusterIP", "selector": sel["serving"],
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
+            opts=opts_(self.deployment),
+        )
+        auto = a["autoscaling"]
+        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            name,
+            metadata=common.meta(name, ns, lbl["serving"]),
+            spec={
+                "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment",
+                                     "name": self.deployment.metadata.name},
+                "min_replicas": auto["min_replicas"],
+                "max_replicas": auto["max_replicas"],
+                "metrics": [
+                    {"type": "Resource", "resource": {"name": res, "target": {
+                        "type": "Utilization", "average_utilization": auto[f"target_{res}_percent"]}}}
+                    for res in ("cpu", "memory")
+                ],
+                "behavior": {
+                    "scale_down": {"stabilization_window_seconds": auto["scale_down_stabilization_seconds"],
+                                   "select_policy": "Min",
+                                   "policies": [{"type": "Pods", "value": 1, "period_seconds": 60}]},
+                    "scale_up": {"stabilization_window_seconds": 0, "select_policy": "Max",
+                                 "policies": [{"type": "Percent", "value": 100, "period_seconds": 60},
+                                              {"type": "Pods", "value": 4, "period_seconds": 60}]},
+                },
+            },
+            opts=opts_(self.deployment),
+        )
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            name,
+            metadata=common.meta(name, ns, lbl["serving"]),
+            # maxUnavailable 1 always allows a drain, whatever the HPA's current scale.
+            spec={"max_unavailable": 1, "selector": {"match_labels": sel["serving"]}},
+            opts=opts_(self.deployment),
+        )
+
+        # ---------------------------------------------------------------- network policies
+        app_port = [{"protocol": "TCP", "port": APP_PORT}]
+
+        def from_namespace(ns_name: str) -> dict:
+            return {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": ns_name}}}
+
+        scrapers = [{"from": [from_namespace(a["monitoring_namespace"])], "ports": app_port}] \
+            if a.get("monitoring_namespace") else []
+        egress = _egress_rules(a["datastore_egress"] if a.get("datastore_egress") else [], a["upstream_cidrs"])
+
+        def netpol(suffix: str, role: str, ingress: list, egress_rules: list):
+            return k8s.networking.v1.NetworkPolicy(
+                f"{name}-{suffix}",
+                metadata=common.meta(f"{name}-{suffix}", ns, lbl[role]),
+                spec={"pod_selector": {"match_labels": sel[role]}, "policy_types": ["Ingress", "Egress"],
+                      "ingress": ingress, "egress": egress_rules},
+                opts=opts_())
+
+        self.serving_policy = netpol(
+            "serving", "serving",
+            [{"from": [from_namespace(a["ingress_namespace"])], "ports": app_port}, *scrapers], egress)
+        self.master_policy = netpol(
+            "master", "master",
+            [{"from": [{"pod_selector": {"match_labels": sel["bootstrap"]}}], "ports": app_port}, *scrapers],
+            egress)
+        self.bootstrap_policy = netpol(
+            "bootstrap", "bootstrap", [],
+            [{"to": [{"pod_selector": {"match_labels": sel["master"]}}], "ports": app_port}])
+
+        self.service_name = self.service.metadata.name
+        self.service_port = pulumi.Output.from_input(SERVICE_PORT)
+        self.master_service_name = self.master_service.metadata.name
+        self.admin_username = pulumi.Output.from_input(a["admin_username"])
+        self.register_outputs({
+            "service_name": self.service_name,
+            "service_port": self.service_port,
+            "master_service_name": self.master_service_name,
+            "admin_username": self.admin_username,
+        })
+
+
+def _egress_rules(targets: Sequence[EgressTargetArgs], upstream_cidrs: Sequence[str]) -> list:
+    """Egress to each datastore target and to HTTPS upstreams (never link-local metadata)."""
+    rules = []
+    for target in targets:
+        common.require("port" in target, "datastore_egress", f"{target!r} needs a port")
+        if target.get("cidr"):
+            peer = {"ip_block": {"cidr": target["cidr"]}}
+        else:
+            common.require(bool(target.get("pod_labels")), "datastore_egress",
+                           f"{target!r} needs pod_labels or cidr")
+            peer = {"pod_selector": {"match_labels": dict(target["pod_labels"])}}
+            if target.get("namespace"):
+                peer["namespace_selector"] = {
+                    "match_labels": {"kubernetes.io/metadata.name": target["namespace"]}}
+        rules.append({"to": [peer], "ports": [{"protocol": "TCP", "port": int(target["port"])}]})
+    blocks = []
+    for cidr in upstream_cidrs:
+        net = ipaddress.ip_network(cidr, strict=True)
+        block: dict = {"cidr": cidr}
+        if net.version == 4 and _LINK_LOCAL.subnet_of(net):
+            block["except"] = [str(_LINK_LOCAL)]
+        blocks.append({"ip_block": block})
+    rules.append({"to": blocks, "ports": [{"protocol": "TCP", "port": 443}]})
+    return rules

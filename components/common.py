@@ -1,0 +1,286 @@
+"""Shared building blocks for every component: labels, metadata, the restricted
+security context, probes, resources and volumes.
+
+Each fact lives here once. Components compose these helpers instead of writing
+their own pod security settings, so a change to the hardening baseline (Pod
+Security Standards ``restricted``, CONTROLS.md K8S-001..K8S-012, K8S-029) is a
+one-line change that every workload picks up.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Optional, Sequence
+
+PART_OF = "new-api"
+MANAGED_BY = "pulumi"
+
+#: Non-root identity for every container we run. kube-score and checkov
+#: (CKV_K8S_40) flag UIDs below 10000; the seeds' 1001 becomes 10001.
+RUNTIME_UID = 10001
+RUNTIME_GID = 10001
+
+#: Annotation keys honoured by the policy pack (policy/newapi_policy/exemptions.py).
+EXEMPT_CONTROLS_ANNOTATION = "policy.new-api.io/exempt-controls"
+EXEMPT_REASON_ANNOTATION = "policy.new-api.io/exempt-reason"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_QUANTITY_FACTORS = {
+    None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
+# --------------------------------------------------------------------------- validation
+
+def is_dns_label(value: str, max_len: int = 63) -> bool:
+    """True when ``value`` is an RFC 1123 label (Kubernetes object and namespace names)."""
+    return isinstance(value, str) and len(value) <= max_len and bool(_DNS_LABEL.match(value))
+
+
+def parse_quantity(value: str) -> float:
+    """Parse a Kubernetes quantity (``250m``, ``512Mi``, ``2``) into a float of base units.
+
+    Raises ``ValueError`` for anything that is not a non-negative quantity.
+    """
+    match = _QUANTITY.match(str(value))
+    if not match:
+        raise ValueError(
+            f"{value!r} is not a Kubernetes quantity (examples: 250m, 1, 512Mi, 2Gi)"
+        )
+    return float(match.group(1)) * _QUANTITY_FACTORS[match.group(3)]
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    """Split ``registry/repo:tag`` (or ``...@sha256:digest``) into (repository, tag-or-digest).
+
+    Raises ``ValueError`` when the reference carries no tag, or the tag is ``latest``:
+    a moving tag is never production-grade (New API moves ``latest`` with every
+    release candidate, NEWAPI-CONTRACT.md §7).
+    """
+    if not isinstance(ref, str) or not ref or any(c.isspace() for c in ref):
+        raise ValueError(f"{ref!r} is not an image reference")
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        if not re.match(r"^sha256:[0-9a-f]{64}$", digest):
+            raise ValueError(f"{ref!r} has a malformed digest (expected @sha256:<64 hex>)")
+        return repo, "@" + digest
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last:
+        raise ValueError(f"{ref!r} has no tag: pin a version such as {ref}:<version>")
+    repo, tag = ref.rsplit(":", 1)
+    if tag == "latest":
+        raise ValueError(f"{ref!r} uses the moving tag 'latest': pin a version tag")
+    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag):
+        raise ValueError(f"{ref!r} has an invalid tag {tag!r}")
+    return repo, tag
+
+
+def require(condition: bool, arg: str, message: str) -> None:
+    """Raise the component-argument error used across components (names the arg)."""
+    if not condition:
+        raise ValueError(f"{arg}: {message}")
+
+
+# --------------------------------------------------------------------------- labels and metadata
+
+def labels(name: str, instance: str, component: str, extra: Optional[Mapping[str, str]] = None) -> dict:
+    """The standard ``app.kubernetes.io`` labels (K8S-028) for one object."""
+    out = {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+    out.update(extra or {})
+    return out
+
+
+def selector(name: str, instance: str, component: str) -> dict:
+    """The immutable subset of :func:`labels` used in selectors."""
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def meta(name: Any, namespace: Any, object_labels: Mapping[str, str],
+         annotations: Optional[Mapping[str, Any]] = None) -> dict:
+    """ObjectMeta with an explicit, stable name (other objects refer to it by name)."""
+    out: dict = {"name": name, "labels": dict(object_labels)}
+    if namespace is not None:
+        out["namespace"] = namespace
+    if annotations:
+        out["annotations"] = dict(annotations)
+    return out
+
+
+def exemption_annotations(controls: Sequence[str], reason: str) -> dict:
+    """Annotations that exempt one workload from the named policy controls, with the reason."""
+    return {EXEMPT_CONTROLS_ANNOTATION: ",".join(controls), EXEMPT_REASON_ANNOTATION: reason}
+
+
+# --------------------------------------------------------------------------- security context
+
+def pod_security_context(uid: int = RUNTIME_UID, gid: int = RUNTIME_GID) -> dict:
+    """Pod-level restricted context: non-root UID/GID, fsGroup for writable emptyDirs, seccomp."""
+    return {
+        "run_as_non_root": True,
+        "run_as_user": uid,
+        "run_as_group": gid,
+        "fs_group": gid,
+        "fs_group_change_policy": "OnRootMismatch",
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(uid: int = RUNTIME_UID, gid: int = RUNTIME_GID) -> dict:
+    """Container-level restricted context (PSS restricted + read-only root filesystem)."""
+    return {
+        "run_as_non_root": True,
+        "run_as_user": uid,
+        "run_as_group": gid,
+        "allow_privilege_escalation": False,
+        "privileged": False,
+        "read_only_root_filesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+
+
+# --------------------------------------------------------------------------- resources
+
+def resources(cpu_request: str, memory_request: str, memory_limit: str,
+              cpu_limit: Optional[str] = None, ephemeral_request: str = "64Mi",
+              ephemeral_limit: Optional[str] = "1Gi") -> dict:
+    """Requests and limits. Memory is always limited (K8S-003); CPU limit is optional
+    (a CPU limit throttles a latency-sensitive gateway; it is advisory in the pack)."""
+    requests = {"cpu": cpu_request, "memory": memory_request, "ephemeral-storage": ephemeral_request}
+    limits = {"memory": memory_limit}
+    if cpu_limit:
+        limits["cpu"] = cpu_limit
+    if ephemeral_limit:
+        limits["ephemeral-storage"] = ephemeral_limit
+    return {"requests": requests, "limits": limits}
+
+
+# --------------------------------------------------------------------------- probes
+
+def http_probe(path: str, port: Any, *, period: int, timeout: int, failures: int,
+               initial_delay: int = 0) -> dict:
+    """An HTTP GET probe."""
+    probe = {
+        "http_get": {"path": path, "port": port, "scheme": "HTTP"},
+        "period_seconds": period,
+        "timeout_seconds": timeout,
+        "failure_threshold": failures,
+    }
+    if initial_delay:
+        probe["initial_delay_seconds"] = initial_delay
+    return probe
+
+
+def tcp_probe(port: Any, *, period: int, timeout: int, failures: int) -> dict:
+    """A TCP connect probe (used for liveness where the HTTP endpoint depends on other services)."""
+    return {
+        "tcp_socket": {"port": port},
+        "period_seconds": period,
+        "timeout_seconds": timeout,
+        "failure_threshold": failures,
+    }
+
+
+def exec_probe(command: Sequence[str], *, period: int, timeout: int, failures: int) -> dict:
+    """An exec probe."""
+    return {
+        "exec_": {"command": list(command)},
+        "period_seconds": period,
+        "timeout_seconds": timeout,
+        "failure_threshold": failures,
+    }
+
+
+# --------------------------------------------------------------------------- volumes
+
+def empty_dir(name: str, size_limit: str, medium: Optional[str] = None) -> dict:
+    """A size-limited emptyDir volume (K8S-036: an unbounded emptyDir can fill the node)."""
+    spec: dict = {"size_limit": size_limit}
+    if medium:
+        spec["medium"] = medium
+    return {"name": name, "empty_dir": spec}
+
+
+def mount(name: str, path: str, read_only: bool = False, sub_path: Optional[str] = None) -> dict:
+    out: dict = {"name": name, "mount_path": path}
+    if read_only:
+        out["read_only"] = True
+    if sub_path:
+        out["sub_path"] = sub_path
+    return out
+
+
+def secret_env(name: str, secret_name: Any, key: str) -> dict:
+    """An env var read from a Secret key (K8S-016: secrets never as literals)."""
+    return {"name": name, "value_from": {"secret_key_ref": {"name": secret_name, "key": key}}}
+
+
+def field_env(name: str, field_path: str) -> dict:
+    """An env var from the downward API (``metadata.name`` ...)."""
+    return {"name": name, "value_from": {"field_ref": {"field_path": field_path}}}
+
+
+def resource_env(name: str, container: str, resource: str, divisor: str = "1") -> dict:
+    """An env var from the container's own resource limits (GOMAXPROCS, GOMEMLIMIT)."""
+    return {
+        "name": name,
+        "value_from": {
+            "resource_field_ref": {"container_name": container, "resource": resource, "divisor": divisor}
+        },
+    }
+
+
+# --------------------------------------------------------------------------- pod spec
+
+def topology_spread(selector_labels: Mapping[str, str]) -> list:
+    """Spread replicas across zones (best effort) and nodes (best effort) (K8S-019)."""
+    return [
+        {
+            "max_skew": 1,
+            "topology_key": key,
+            "when_unsatisfiable": "ScheduleAnyway",
+            "label_selector": {"match_labels": dict(selector_labels)},
+        }
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+
+
+def restricted_pod_spec(*, service_account: Any, containers: list, volumes: Optional[list] = None,
+                        init_containers: Optional[list] = None, spread_labels: Optional[Mapping[str, str]] = None,
+                        termination_grace_seconds: Optional[int] = None, restart_policy: Optional[str] = None,
+                        priority_class: Optional[str] = None, automount_token: bool = False,
+                        uid: int = RUNTIME_UID, gid: int = RUNTIME_GID) -> dict:
+    """A pod spec with the restricted baseline: own ServiceAccount, no token unless asked,
+    pod security context, no host namespaces (left at their false defaults)."""
+    spec: dict = {
+        "service_account_name": service_account,
+        "automount_service_account_token": automount_token,
+        "security_context": pod_security_context(uid, gid),
+        "enable_service_links": False,
+        "containers": containers,
+    }
+    if volumes:
+        spec["volumes"] = volumes
+    if init_containers:
+        spec["init_containers"] = init_containers
+    if spread_labels:
+        spec["topology_spread_constraints"] = topology_spread(spread_labels)
+    if termination_grace_seconds is not None:
+        spec["termination_grace_period_seconds"] = termination_grace_seconds
+    if restart_policy:
+        spec["restart_policy"] = restart_policy
+    if priority_class:
+        spec["priority_class_name"] = priority_class
+    return spec

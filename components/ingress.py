@@ -1,0 +1,144 @@
+"""``TlsIngress``: the public entry, with a cert-manager issuer and streaming-safe proxying."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import common
+
+ISSUERS = ("self-signed", "letsencrypt-staging", "letsencrypt-prod")
+ACME_SERVERS = {
+    "letsencrypt-prod": "https://acme-v02.api.letsencrypt.org/directory",
+    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def issuer_name(issuer: str) -> str:
+    """Name of the ClusterIssuer for an issuer kind (prefixed: cluster-scoped names collide)."""
+    return f"new-api-{issuer}"
+
+
+class TlsIngressArgs(TypedDict, total=False):
+    namespace: pulumi.Input[str]
+    """Namespace of the Ingress (the app's)."""
+    host: str
+    """Public host name (no wildcard)."""
+    service_name: pulumi.Input[str]
+    """Backend Service."""
+    service_port: pulumi.Input[int]
+    """Backend Service port (default 80)."""
+    class_name: str
+    """IngressClass (default nginx; ingress-nginx annotations are applied)."""
+    tls: bool
+    """Terminate TLS (default true). Without it the policy pack fails the stack (K8S-020)."""
+    issuer: str
+    """self-signed | letsencrypt-staging | letsencrypt-prod (default)."""
+    acme_email: str
+    """ACME account e-mail (Let's Encrypt issuers)."""
+    create_issuer: bool
+    """Create the ClusterIssuer (default true); false when the cluster already has it."""
+    proxy_timeout_seconds: int
+    """Read/send timeout, above the app's STREAMING_TIMEOUT (default 360)."""
+    proxy_body_size_mb: int
+    """Max request body (default 128, New API's MAX_REQUEST_BODY_MB)."""
+    tls_secret_name: str
+    """Secret cert-manager writes the certificate to (default new-api-tls)."""
+
+
+class TlsIngress(pulumi.ComponentResource):
+    """An Ingress for one host with TLS from cert-manager and settings for streamed LLM
+    responses: read/send timeouts above ``STREAMING_TIMEOUT`` (300 s), response and
+    request buffering off (SSE chunks reach the client as they arrive), body size 128m,
+    forced HTTPS redirect. HSTS is sent by ingress-nginx on every TLS response by default
+    (controller ConfigMap ``hsts: "true"``, ``hsts-max-age: "31536000"``); per-Ingress
+    header injection needs snippet annotations, which the pack forbids (K8S-043).
+
+    The ClusterIssuer: dev ``self-signed``; prod ``letsencrypt-prod`` with HTTP-01 through
+    the ingress class and the ACME e-mail from config.
+    """
+
+    url: pulumi.Output[str]
+    """Public URL."""
+    issuer_name: pulumi.Output[str]
+    """ClusterIssuer the certificate comes from."""
+
+    def __init__(self, name: str, args: TlsIngressArgs,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("new-api:index:TlsIngress", name, None, opts)
+        host = args.get("host")
+        common.require(isinstance(host, str) and bool(_HOST.match(host)), "host",
+                       f"{host!r} must be a lowercase DNS name without wildcard")
+        for key in ("namespace", "service_name"):
+            common.require(args.get(key) is not None, key, "is required")
+        tls = bool(args.get("tls", True))
+        issuer = args.get("issuer", "letsencrypt-prod")
+        common.require(issuer in ISSUERS, "issuer", f"{issuer!r} must be one of {ISSUERS}")
+        email = args.get("acme_email")
+        if tls and issuer in ACME_SERVERS:
+            common.require(bool(email), "acme_email", f"is required for {issuer}")
+        timeout = int(args.get("proxy_timeout_seconds", 360))
+        body_mb = int(args.get("proxy_body_size_mb", 128))
+        common.require(timeout >= 30, "proxy_timeout_seconds", "must be at least 30")
+        common.require(body_mb >= 1, "proxy_body_size_mb", "must be positive")
+        class_name = args.get("class_name", "nginx")
+        ns = args["namespace"]
+        lbl = common.labels("new-api", name, "ingress")
+        child = pulumi.ResourceOptions(parent=self)
+
+        annotations = {
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": str(timeout),
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": str(timeout),
+            "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+            "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+            "nginx.ingress.kubernetes.io/proxy-body-size": f"{body_mb}m",
+            "nginx.ingress.kubernetes.io/proxy-http-version": "1.1",
+        }
+        spec: dict = {
+            "ingress_class_name": class_name,
+            "rules": [{"host": host, "http": {"paths": [{
+                "path": "/", "path_type": "Prefix",
+                "backend": {"service": {"name": args["service_name"],
+                                        "port": {"number": args.get("service_port", 80)}}},
+            }]}}],
+        }
+        self.issuer = None
+        if tls:
+            cluster_issuer = issuer_name(issuer)
+            annotations.update({
+                "cert-manager.io/cluster-issuer": cluster_issuer,
+                "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+                "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
+            })
+            spec["tls"] = [{"hosts": [host], "secret_name": args.get("tls_secret_name", "new-api-tls")}]
+            if args.get("create_issuer", True):
+                if issuer == "self-signed":
+                    issuer_spec: dict = {"selfSigned": {}}
+                else:
+                    issuer_spec = {"acme": {
+                        "server": ACME_SERVERS[issuer],
+                        "email": email,
+                        "privateKeySecretRef": {"name": f"{cluster_issuer}-account-key"},
+                        "solvers": [{"http01": {"ingress": {"ingressClassName": class_name}}}],
+                    }}
+                self.issuer = k8s.apiextensions.CustomResource(
+                    f"{name}-issuer",
+                    api_version="cert-manager.io/v1",
+                    kind="ClusterIssuer",
+                    metadata=common.meta(cluster_issuer, None, common.labels("new-api", name, "issuer")),
+                    spec=issuer_spec,
+                    opts=child,
+                )
+        self.ingress = k8s.networking.v1.Ingress(
+            name,
+            metadata=common.meta(name, ns, lbl, annotations),
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.issuer] if self.issuer else []),
+        )
+        self.url = pulumi.Output.from_input(f"{'https' if tls else 'http'}://{host}")
+        self.issuer_name = pulumi.Output.from_input(issuer_name(issuer) if tls else "")
+        self.register_outputs({"url": self.url, "issuer_name": self.issuer_name})

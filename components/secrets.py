@@ -1,0 +1,72 @@
+"""``StackSecrets``: every credential the stack needs, generated, never typed by a human."""
+
+from __future__ import annotations
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_random as random
+
+
+class StackSecretsArgs(TypedDict, total=False):
+    session_secret_length: int
+    """Length of SESSION_SECRET / CRYPTO_SECRET (default 64 characters, ~380 bits)."""
+    password_length: int
+    """Length of the datastore passwords (default 32)."""
+
+
+class StackSecrets(pulumi.ComponentResource):
+    """Generates New API's ``SESSION_SECRET`` and ``CRYPTO_SECRET`` (shared by every pod:
+    an unset SESSION_SECRET is random per process and breaks logins across pods; the
+    literal ``random_string`` is fatal, CONTRACT §2a), the bootstrap admin password and
+    the Postgres and Redis passwords.
+
+    Values are ``pulumi_random`` results: secret in state (encrypted by the stack's
+    secrets provider), exposed here only as ``Output.secret``. Consumers write them into
+    Kubernetes Secrets and reference them with ``secretKeyRef``. Rotate one with
+    ``pulumi up --replace <urn of its RandomPassword>``.
+    """
+
+    session_secret: pulumi.Output[str]
+    """SESSION_SECRET (secret)."""
+    crypto_secret: pulumi.Output[str]
+    """CRYPTO_SECRET (secret)."""
+    admin_password: pulumi.Output[str]
+    """Password of the bootstrapped root user (secret)."""
+    database_password: pulumi.Output[str]
+    """Password of the app's Postgres role (secret)."""
+    redis_password: pulumi.Output[str]
+    """Redis AUTH password / ElastiCache auth token (secret)."""
+
+    def __init__(self, name: str, args: Optional[StackSecretsArgs] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("new-api:index:StackSecrets", name, None, opts)
+        args = args or {}
+        key_len = int(args.get("session_secret_length", 64))
+        pw_len = int(args.get("password_length", 32))
+        if key_len < 32:
+            raise ValueError(f"session_secret_length: {key_len} is too short; use at least 32")
+        if pw_len < 16:
+            raise ValueError(f"password_length: {pw_len} is too short; use at least 16")
+        child = pulumi.ResourceOptions(parent=self)
+
+        def password(suffix: str, length: int, **extra) -> pulumi.Output[str]:
+            # Alphanumeric only: the values go into URLs (DSN, redis://) and JSON bodies
+            # unescaped; length, not symbols, carries the entropy.
+            res = random.RandomPassword(f"{name}-{suffix}", length=length, special=False,
+                                        min_lower=2, min_upper=2, min_numeric=2, opts=child, **extra)
+            return pulumi.Output.secret(res.result)
+
+        self.session_secret = password("session-secret", key_len)
+        self.crypto_secret = password("crypto-secret", key_len)
+        # New API limits passwords to 8-20 characters (model.User validation).
+        self.admin_password = password("admin-password", 20)
+        self.database_password = password("database-password", pw_len)
+        self.redis_password = password("redis-password", pw_len)
+        self.register_outputs({
+            "session_secret": self.session_secret,
+            "crypto_secret": self.crypto_secret,
+            "admin_password": self.admin_password,
+            "database_password": self.database_password,
+            "redis_password": self.redis_password,
+        })
