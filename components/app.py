@@ -328,13 +328,16 @@ class ApiService(pulumi.ComponentResource):
         }
         self.env_secret = k8s.core.v1.Secret(
             f"{name}-env", metadata=common.meta(f"{name}-env", ns, app_labels), type="Opaque",
-            string_data=pulumi.Output.secret(secret_data), opts=opts_())
+            string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()}, opts=opts_())
         self.admin_secret = k8s.core.v1.Secret(
             f"{name}-admin", metadata=common.meta(f"{name}-admin", ns, lbl["bootstrap"]), type="Opaque",
-            string_data=pulumi.Output.secret({"username": a["admin_username"], "password": a["admin_password"]}),
+            string_data={"username": a["admin_username"], "password": pulumi.Output.secret(a["admin_password"])},
             opts=opts_())
-        # Pods roll when their settings or credentials change (names stay stable).
-        secret_checksum = pulumi.Output.secret(
+        # Pods roll when their settings or credentials change (names stay stable). The
+        # digest is deliberately not secret: a secret value anywhere in the pod template
+        # makes the engine treat the whole `spec` as secret and hides every diff of it in
+        # previews; a truncated SHA-256 of high-entropy generated values reveals nothing.
+        secret_checksum = pulumi.Output.unsecret(
             pulumi.Output.all(**secret_data).apply(lambda d: _checksum(d)))
         template_annotations = {
             "new-api.io/config-checksum": _checksum(settings),

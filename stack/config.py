@@ -115,11 +115,13 @@ class Resources(_Model):
     @model_validator(mode="after")
     def _requests_within_limits(self):
         if common.parse_quantity(self.memory_request) > common.parse_quantity(self.memory_limit):
-            raise ValueError(f"memoryRequest {self.memory_request} exceeds memoryLimit {self.memory_limit}")
+            raise _field_error("memoryRequest", self.memory_request,
+                               f"memoryRequest {self.memory_request} exceeds memoryLimit {self.memory_limit}")
         if self.cpu_limit and common.parse_quantity(self.cpu_request) > common.parse_quantity(self.cpu_limit):
-            raise ValueError(f"cpuRequest {self.cpu_request} exceeds cpuLimit {self.cpu_limit}")
+            raise _field_error("cpuRequest", self.cpu_request,
+                               f"cpuRequest {self.cpu_request} exceeds cpuLimit {self.cpu_limit}")
         if common.parse_quantity(self.memory_limit) < 64 * 2**20:
-            raise ValueError(f"memoryLimit {self.memory_limit} is below 64Mi; New API will not start")
+            raise _field_error("memoryLimit", self.memory_limit, "is below 64Mi; New API will not start")
         return self
 
 
@@ -134,8 +136,9 @@ class Autoscaling(_Model):
     @model_validator(mode="after")
     def _bounds(self):
         if self.max_replicas <= self.min_replicas:
-            raise ValueError(f"maxReplicas ({self.max_replicas}) must be greater than minReplicas "
-                             f"({self.min_replicas}), or the HPA can never scale")
+            raise _field_error("maxReplicas", self.max_replicas,
+                               f"maxReplicas ({self.max_replicas}) must be greater than minReplicas "
+                               f"({self.min_replicas}), or the HPA can never scale")
         return self
 
 
@@ -149,7 +152,8 @@ class Pool(_Model):
     @model_validator(mode="after")
     def _idle_le_open(self):
         if self.max_idle_conns > self.max_open_conns:
-            raise ValueError(f"maxIdleConns ({self.max_idle_conns}) exceeds maxOpenConns ({self.max_open_conns})")
+            raise _field_error("maxIdleConns", self.max_idle_conns,
+                               f"maxIdleConns ({self.max_idle_conns}) exceeds maxOpenConns ({self.max_open_conns})")
         return self
 
 
@@ -181,10 +185,12 @@ class App(_Model):
     def _extra_env(self):
         for name in self.extra_env:
             if not _ENV_NAME.match(name):
-                raise ValueError(f"extraEnv key {name!r} is not a valid environment variable name")
+                raise _field_error(f"extraEnv.{name}", self.extra_env[name],
+                                   f"{name!r} is not a valid environment variable name")
             if _SECRETISH.search(name):
-                raise ValueError(f"extraEnv key {name!r} looks like a credential: secrets never go in "
-                                 "plain config; they are generated and referenced from Secrets")
+                raise _field_error(f"extraEnv.{name}", "[redacted]",
+                                   f"{name!r} looks like a credential: secrets never go in plain config; "
+                                   "they are generated and referenced from Secrets")
         return self
 
 
@@ -303,9 +309,17 @@ class StackConfig(_Model):
 
 
 class _CrossFieldErrors(ValueError):
-    def __init__(self, errors):
+    """Errors that name their own keys: absolute paths from StackConfig, or paths relative
+    to the model that raised them (``relative=True``)."""
+
+    def __init__(self, errors, relative: bool = False):
         super().__init__("; ".join(f"{k}: {m}" for k, _, m in errors))
         self.errors = errors
+        self.relative = relative
+
+
+def _field_error(key: str, value: Any, message: str) -> _CrossFieldErrors:
+    return _CrossFieldErrors([(key, value, message)], relative=True)
 
 
 # --------------------------------------------------------------------------- loading
@@ -370,26 +384,27 @@ def validate(raw: dict[str, Any], stack: str, project: str = PROJECT) -> StackCo
     :class:`ConfigError` listing every problem with file, key path, value and what is allowed."""
     stack_file = f"Pulumi.{stack}.yaml"
     lines: list[str] = []
-    unknown = sorted(set(raw) - set(_top_level_keys()))
-    for key in unknown:
+    known = set(_top_level_keys())
+    for key in sorted(set(raw) - known):
         lines.append(f"{stack_file}: {project}:{key} = {json.dumps(raw[key])}: unknown key; "
                      f"allowed top-level keys: {', '.join(_top_level_keys())}")
-    if not lines:
-        try:
-            return StackConfig.model_validate(raw)
-        except ValidationError as exc:
-            for err in exc.errors():
-                ctx_err = (err.get("ctx") or {}).get("error")
-                if isinstance(ctx_err, _CrossFieldErrors):
-                    for key, value, message in ctx_err.errors:
-                        lines.append(f"{stack_file}: {project}:{key} = {json.dumps(value)}: {message}")
-                    continue
-                loc = err.get("loc", ())
-                path = _fmt_path(loc)
-                value = err.get("input")
-                shown = json.dumps(value, default=str) if err.get("type") != "missing" else "(unset)"
-                where = f"{project}:{path}" if path else f"{project} (whole stack)"
-                lines.append(f"{stack_file}: {where} = {shown}: {_describe(err)}")
+    try:
+        cfg = StackConfig.model_validate({k: v for k, v in raw.items() if k in known})
+        if not lines:
+            return cfg
+    except ValidationError as exc:
+        for err in exc.errors():
+            ctx_err = (err.get("ctx") or {}).get("error")
+            if isinstance(ctx_err, _CrossFieldErrors):
+                base = _fmt_path(err.get("loc", ())) if ctx_err.relative else ""
+                for key, value, message in ctx_err.errors:
+                    path = f"{base}.{key}" if base else key
+                    lines.append(f"{stack_file}: {project}:{path} = {json.dumps(value)}: {message}")
+                continue
+            path = _fmt_path(err.get("loc", ()))
+            shown = json.dumps(err.get("input"), default=str) if err.get("type") != "missing" else "(unset)"
+            where = f"{project}:{path}" if path else f"{project} (whole stack)"
+            lines.append(f"{stack_file}: {where} = {shown}: {_describe(err)}")
     raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(lines))
 
 
