@@ -240,7 +240,34 @@ def _validate(args: ApiServiceArgs) -> dict:
     a.setdefault("ingress_namespace", "ingress-nginx")
     a.setdefault("upstream_cidrs", list(DEFAULT_UPSTREAM_CIDRS))
     a["extra_env"] = dict(a.get("extra_env") or {})
+    a["settings"] = _settings(a)
     return a
+
+
+def _settings(a: dict) -> dict:
+    """Non-secret env of both workloads (the ConfigMap), extra_env included."""
+    settings = {
+        "PORT": str(APP_PORT),
+        "TZ": a["timezone"],
+        "GIN_MODE": "release",
+        "ERROR_LOG_ENABLED": "true",
+        "STREAMING_TIMEOUT": str(a["streaming_timeout_seconds"]),
+        "SHUTDOWN_TIMEOUT_SECONDS": str(a["shutdown_timeout_seconds"]),
+        "SQL_MAX_OPEN_CONNS": str(a["pool"]["max_open_conns"]),
+        "SQL_MAX_IDLE_CONNS": str(a["pool"]["max_idle_conns"]),
+        "SQL_MAX_LIFETIME": str(a["pool"]["max_lifetime_seconds"]),
+        "TRUSTED_PROXIES": ",".join(a["trusted_proxies"]),
+        "SESSION_COOKIE_SECURE": "true" if a["session_cookie_secure"] else "false",
+    }
+    if a["session_cookie_secure"]:
+        # Required with SECURE=true and fatal without it (CONTRACT §2a).
+        settings["SESSION_COOKIE_TRUSTED_URL"] = f"https://{a['host']}"
+    managed = set(settings) | {"NODE_TYPE", "NODE_NAME", "GOMEMLIMIT", "SQL_DSN", "REDIS_CONN_STRING",
+                               "SESSION_SECRET", "CRYPTO_SECRET"}
+    clash = sorted(set(a["extra_env"]) & managed)
+    common.require(not clash, "extra_env", f"{clash} are managed by the component")
+    settings.update({k: str(v) for k, v in a["extra_env"].items()})
+    return settings
 
 
 class ApiService(pulumi.ComponentResource):
@@ -297,25 +324,7 @@ class ApiService(pulumi.ComponentResource):
             f"{name}-bootstrap-sa", metadata=common.meta(f"{name}-bootstrap", ns, lbl["bootstrap"]),
             automount_service_account_token=False, opts=opts_())
 
-        settings = {
-            "PORT": str(APP_PORT),
-            "TZ": a["timezone"],
-            "GIN_MODE": "release",
-            "ERROR_LOG_ENABLED": "true",
-            "STREAMING_TIMEOUT": str(a["streaming_timeout_seconds"]),
-            "SHUTDOWN_TIMEOUT_SECONDS": str(a["shutdown_timeout_seconds"]),
-            "SQL_MAX_OPEN_CONNS": str(a["pool"]["max_open_conns"]),
-            "SQL_MAX_IDLE_CONNS": str(a["pool"]["max_idle_conns"]),
-            "SQL_MAX_LIFETIME": str(a["pool"]["max_lifetime_seconds"]),
-            "TRUSTED_PROXIES": ",".join(a["trusted_proxies"]),
-            "SESSION_COOKIE_SECURE": "true" if a["session_cookie_secure"] else "false",
-        }
-        if a["session_cookie_secure"]:
-            # Required with SECURE=true and fatal without it (CONTRACT §2a).
-            settings["SESSION_COOKIE_TRUSTED_URL"] = f"https://{a['host']}"
-        clash = sorted(set(a["extra_env"]) & (set(settings) | {"NODE_TYPE", "NODE_NAME", "GOMEMLIMIT"}))
-        common.require(not clash, "extra_env", f"{clash} are managed by the component")
-        settings.update({k: str(v) for k, v in a["extra_env"].items()})
+        settings = a["settings"]
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=common.meta(f"{name}-config", ns, app_labels),
             data=settings, opts=opts_())
