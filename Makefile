@@ -1,0 +1,34 @@
+# The two everyday commands (see README):
+#   make synth [STACK=dev]   render a stack offline into build/<stack>/ (creates .venv on first use)
+#   make test                run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+STAMP := $(VENV)/.installed
+
+.PHONY: synth test setup validators bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt policy/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# promtool/amtool for the observability tests (Debian packages; needs root).
+validators:
+	@if [ -x tools/install-validators.sh ]; then tools/install-validators.sh; fi
+
+synth: $(STAMP)
+	$(PY) -m tools.synth $(STACK)
+
+test: $(STAMP) validators
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+bench: $(STAMP)
+	$(PY) -m tools.bench
+
+clean:
+	rm -rf build .pytest_cache
