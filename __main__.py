@@ -13,7 +13,7 @@ namespace = RestrictedNamespace("new-api-ns", {
     "dns_namespace": cfg.network.dns_namespace,
     "protect": cfg.is_prod,
 })
-secrets = StackSecrets("new-api-secrets")
+secrets = StackSecrets("new-api-secrets", {})
 
 # Datastores: in-cluster services until the data tier lands (issue: data tier).
 db_host = f"postgres.{cfg.namespace}.svc"

@@ -1,12 +1,11 @@
 """``ApiService``: the New API app tier, shaped by what New API's code requires
 (NEWAPI-CONTRACT.md): one migrating master, autoscaled slaves, a bootstrapped admin."""
 
-from __future__ import annotations
 
 import hashlib
 import ipaddress
 import json
-from typing import Optional, Sequence, TypedDict
+from typing import Optional, Required, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -93,9 +92,9 @@ class PoolArgs(TypedDict, total=False):
 
 
 class EgressTargetArgs(TypedDict, total=False):
-    port: int
+    port: Required[int]
     """TCP port the app connects to."""
-    pod_labels: dict
+    pod_labels: dict[str, str]
     """Labels of the target pods (in-cluster datastore)."""
     namespace: str
     """Namespace of the target pods (default: the app's namespace)."""
@@ -104,31 +103,31 @@ class EgressTargetArgs(TypedDict, total=False):
 
 
 class ApiServiceArgs(TypedDict, total=False):
-    namespace: pulumi.Input[str]
+    namespace: Required[pulumi.Input[str]]
     """Namespace to run in (created by RestrictedNamespace)."""
-    image: str
+    image: Required[str]
     """New API image pinned by tag or digest, e.g. calciumion/new-api:v1.0.0-rc.25 (never latest)."""
     image_pull_policy: str
     """IfNotPresent (default) or Always."""
-    host: str
+    host: Required[str]
     """Public host name; SESSION_COOKIE_TRUSTED_URL is https://<host>."""
     tls: bool
     """Whether the public endpoint is HTTPS (default true)."""
     session_cookie_secure: bool
     """SESSION_COOKIE_SECURE (default: same as tls; needs tls)."""
-    sql_dsn: pulumi.Input[str]
+    sql_dsn: Required[pulumi.Input[str]]
     """SQL_DSN, a postgresql:// URL (secret)."""
-    redis_url: pulumi.Input[str]
+    redis_url: Required[pulumi.Input[str]]
     """REDIS_CONN_STRING, redis:// or rediss:// (secret)."""
-    session_secret: pulumi.Input[str]
+    session_secret: Required[pulumi.Input[str]]
     """SESSION_SECRET shared by every pod (secret)."""
-    crypto_secret: pulumi.Input[str]
+    crypto_secret: Required[pulumi.Input[str]]
     """CRYPTO_SECRET shared by every pod (secret)."""
     admin_username: str
     """Root user created by the bootstrap Job (default root)."""
-    admin_password: pulumi.Input[str]
+    admin_password: Required[pulumi.Input[str]]
     """Its password, 8-20 characters (secret)."""
-    trusted_proxies: Sequence[str]
+    trusted_proxies: Required[list[str]]
     """TRUSTED_PROXIES: CIDRs of the ingress controller's pods."""
     resources: ResourcesArgs
     """Serving pods' requests and limits."""
@@ -150,13 +149,13 @@ class ApiServiceArgs(TypedDict, total=False):
     """Namespace of the ingress controller allowed to reach the serving pods."""
     monitoring_namespace: str
     """Namespace allowed to probe the pods (optional)."""
-    datastore_egress: Sequence[EgressTargetArgs]
+    datastore_egress: list[EgressTargetArgs]
     """Where the app may connect besides DNS and HTTPS upstreams."""
-    upstream_cidrs: Sequence[str]
+    upstream_cidrs: list[str]
     """Destinations allowed on TCP 443 (LLM providers); default everywhere but link-local."""
     priority_class_name: str
     """PriorityClass of the app pods (prod: above logging and monitoring)."""
-    extra_env: dict
+    extra_env: dict[str, str]
     """Escape hatch: extra non-secret env (ConfigMap) for both workloads."""
 
 

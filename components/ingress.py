@@ -1,9 +1,8 @@
 """``TlsIngress``: the public entry, with a cert-manager issuer and streaming-safe proxying."""
 
-from __future__ import annotations
 
 import re
-from typing import Optional, TypedDict
+from typing import Optional, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,11 +23,11 @@ def issuer_name(issuer: str) -> str:
 
 
 class TlsIngressArgs(TypedDict, total=False):
-    namespace: pulumi.Input[str]
+    namespace: Required[pulumi.Input[str]]
     """Namespace of the Ingress (the app's)."""
-    host: str
+    host: Required[str]
     """Public host name (no wildcard)."""
-    service_name: pulumi.Input[str]
+    service_name: Required[pulumi.Input[str]]
     """Backend Service."""
     service_port: pulumi.Input[int]
     """Backend Service port (default 80)."""

@@ -1,8 +1,7 @@
 """``RestrictedNamespace``: a namespace that is safe before anything runs in it."""
 
-from __future__ import annotations
 
-from typing import Optional, TypedDict
+from typing import Optional, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,7 +10,7 @@ from . import common
 
 
 class RestrictedNamespaceArgs(TypedDict, total=False):
-    name: pulumi.Input[str]
+    name: Required[pulumi.Input[str]]
     """Namespace name (DNS-1123 label)."""
     pod_security: str
     """Pod Security admission level enforced: ``restricted`` (default) or ``baseline``/``privileged``
@@ -22,7 +21,7 @@ class RestrictedNamespaceArgs(TypedDict, total=False):
     """Namespace of cluster DNS, for the DNS egress allow (default ``kube-system``)."""
     protect: bool
     """Protect the Namespace object (deleting a namespace deletes every volume claim in it)."""
-    quota: dict
+    quota: dict[str, str]
     """Optional ResourceQuota ``hard`` map (e.g. ``{"requests.cpu": "8"}``)."""
 
 

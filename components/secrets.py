@@ -1,6 +1,5 @@
 """``StackSecrets``: every credential the stack needs, generated, never typed by a human."""
 
-from __future__ import annotations
 
 from typing import Optional, TypedDict
 
@@ -38,10 +37,9 @@ class StackSecrets(pulumi.ComponentResource):
     redis_password: pulumi.Output[str]
     """Redis AUTH password / ElastiCache auth token (secret)."""
 
-    def __init__(self, name: str, args: Optional[StackSecretsArgs] = None,
+    def __init__(self, name: str, args: StackSecretsArgs,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("new-api:index:StackSecrets", name, None, opts)
-        args = args or {}
         key_len = int(args.get("session_secret_length", 64))
         pw_len = int(args.get("password_length", 32))
         if key_len < 32:

@@ -98,6 +98,6 @@ def test_stack_secrets_outputs_are_secret(key):
 
     from components import StackSecrets
 
-    result = mockrt.run(lambda: pulumi.export(key, getattr(StackSecrets("s"), key)))
+    result = mockrt.run(lambda: pulumi.export(key, getattr(StackSecrets("s", {}), key)))
     value, secret = result.stack_outputs[key]
     assert result.error is None and secret is True and len(value) >= 32
