@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 
 from components import app as app_component
-from conftest import container, env_map, pod_spec
+from support import container, env_map, pod_spec
 
 SERVING, MASTER, JOB = "new-api", "new-api-master", "new-api-bootstrap"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -188,7 +188,7 @@ def test_proxies_and_cookies_follow_config_and_tls(prod):
 
 
 def test_without_tls_the_cookie_is_not_secure_and_no_trusted_url_is_set():
-    from conftest import Stack, override
+    from support import Stack, override
     from tools import mockrt
 
     plain = Stack(mockrt.run_stack("dev", override("dev", ("ingress.tls.enabled", False))))

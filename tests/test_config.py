@@ -3,7 +3,7 @@ key path, the value and what is allowed."""
 
 import pytest
 
-from conftest import DELETE, override
+from support import DELETE, override
 from tools import mockrt
 
 BAD = [
