@@ -3,7 +3,11 @@ the components together. Every decision about *how* lives in components/."""
 
 import pulumi
 
-from components import ApiService, RestrictedNamespace, StackSecrets, TlsIngress
+from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres, PostgresBackup, Redis,
+                        RestrictedNamespace, StackSecrets, TlsIngress)
+from components import monitoring_config
+from components.app import pod_selector as app_pod_selector
+from components.backup import pod_selector as backup_pod_selector
 from stack import config as stack_config
 
 cfg = stack_config.load()  # raises ConfigError before any resource is registered
@@ -15,12 +19,101 @@ namespace = RestrictedNamespace("new-api-ns", {
 })
 secrets = StackSecrets("new-api-secrets", {})
 
-# Datastores: in-cluster services until the data tier lands (issue: data tier).
-db_host = f"postgres.{cfg.namespace}.svc"
-redis_host = f"redis.{cfg.namespace}.svc"
-sql_dsn = secrets.database_password.apply(
-    lambda pw: f"postgresql://{cfg.database.username}:{pw}@{db_host}:5432/{cfg.database.name}?sslmode=disable")
-redis_url = secrets.redis_password.apply(lambda pw: f"redis://:{pw}@{redis_host}:6379/0")
+# Datastores: the backend per stack (database.backend, redis.backend); one connection
+# shape whatever the backend. Backups: pg_dump daily (PVC, or S3 with IRSA), plus PITR
+# from RDS or CloudNativePG's WAL archive.
+db, cache, bk = cfg.database, cfg.redis, cfg.backup
+BACKUP_NAME = "new-api-db-backup"
+app_clients = [{"pod_labels": app_pod_selector("new-api", role)} for role in ("master", "serving")]
+scraper_namespace = cfg.monitoring.namespace if cfg.monitoring.enabled else None
+after_namespace = pulumi.ResourceOptions(depends_on=[namespace])
+
+backup_bucket = None
+backup_s3 = None
+if bk.s3 is not None:
+    backup_s3 = {"bucket": bk.s3.bucket, "role_arn": bk.s3.role_arn, "region": bk.s3.region, "prefix": bk.s3.prefix}
+elif db.backend == "aws":
+    backup_bucket = BackupBucket("new-api-backups", {
+        "retention_days": bk.retention_days,
+        "irsa": {"oidc_provider_arn": bk.irsa.oidc_provider_arn, "oidc_issuer": bk.irsa.oidc_issuer,
+                 "namespace": namespace.name, "service_account": BACKUP_NAME},
+        "protect": cfg.is_prod,
+    })
+    backup_s3 = {"bucket": backup_bucket.bucket_name, "role_arn": backup_bucket.role_arn,
+                 "region": backup_bucket.region, "prefix": "database-backups/"}
+
+postgres_args = {
+    "backend": db.backend,
+    "namespace": namespace.name,
+    "database": db.name,
+    "username": db.username,
+    "password": secrets.database_password,
+    "max_connections": db.max_connections,
+    "storage_size": db.storage_size,
+    "image": db.image,
+    "exporter_image": db.exporter_image,
+    "resources": db.resources.model_dump(),
+    "clients": [*app_clients, {"pod_labels": backup_pod_selector(BACKUP_NAME)}],
+    "monitoring_namespace": scraper_namespace,
+    "protect": cfg.is_prod,
+}
+if db.storage_class:
+    postgres_args["storage_class"] = db.storage_class
+if db.aws is not None:
+    postgres_args["aws"] = db.aws.model_dump()
+if db.backend == "cloudnative-pg":
+    postgres_args["cloudnative_pg"] = {
+        **db.cloudnative_pg.model_dump(),
+        "pod_monitor": cfg.monitoring.enabled,
+        "backup_bucket": bk.s3.bucket, "backup_role_arn": bk.s3.role_arn, "backup_region": bk.s3.region,
+        "backup_schedule": bk.schedule, "backup_retention_days": bk.retention_days,
+    }
+postgres = Postgres("new-api-postgres", postgres_args, opts=after_namespace)
+
+redis_args = {
+    "backend": cache.backend,
+    "namespace": namespace.name,
+    "password": secrets.redis_password,
+    "maxmemory_mb": cache.maxmemory_mb,
+    "maxmemory_policy": cache.maxmemory_policy,
+    "storage_size": cache.storage_size,
+    "image": cache.image,
+    "exporter_image": cache.exporter_image,
+    "resources": cache.resources.model_dump(),
+    "clients": app_clients,
+    "monitoring_namespace": scraper_namespace,
+    "protect": cfg.is_prod,
+}
+if cache.storage_class:
+    redis_args["storage_class"] = cache.storage_class
+if cache.aws is not None:
+    redis_args["aws"] = cache.aws.model_dump()
+redis = Redis("new-api-redis", redis_args, opts=after_namespace)
+
+if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WAL archive)
+    backup_args = {
+        "namespace": namespace.name,
+        "connection": {"host": postgres.host, "port": postgres.port, "database": postgres.database,
+                       "username": postgres.username, "password": postgres.password, "sslmode": postgres.sslmode},
+        "database_egress": postgres.egress_targets,
+        "file_prefix": f"newapi-{pulumi.get_stack()}",
+        "schedule": bk.schedule,
+        "retention_days": bk.retention_days,
+        "storage_size": bk.storage_size,
+        "image": db.image,
+        "protect": cfg.is_prod,
+    }
+    if db.backend == "kubernetes":
+        backup_args["backup_of"] = "new-api-postgres"
+    if bk.storage_class:
+        backup_args["storage_class"] = bk.storage_class
+    if backup_s3 is not None:
+        backup_args["s3"] = backup_s3
+    if db.restore is not None:
+        backup_args["restore_object_key"] = db.restore.object_key
+    PostgresBackup(BACKUP_NAME, backup_args, opts=pulumi.ResourceOptions(depends_on=[namespace, postgres]))
+sql_dsn = postgres.dsn
+redis_url = redis.url
 
 app = ApiService("new-api", {
     "namespace": namespace.name,
@@ -46,14 +139,14 @@ app = ApiService("new-api", {
     "timezone": cfg.app.timezone,
     "ingress_namespace": cfg.ingress.controller_namespace,
     "monitoring_namespace": cfg.monitoring.namespace if cfg.monitoring.enabled else None,
-    "datastore_egress": [
-        {"port": 5432, "pod_labels": {"app.kubernetes.io/name": "postgres"}},
-        {"port": 6379, "pod_labels": {"app.kubernetes.io/name": "redis"}},
-    ],
+    "datastore_egress": [*postgres.egress_targets, *redis.egress_targets],
     "upstream_cidrs": list(cfg.network.upstream_cidrs),
     "priority_class_name": cfg.app.priority_class_name,
     "extra_env": dict(cfg.app.extra_env),
-}, opts=pulumi.ResourceOptions(depends_on=[namespace]))
+    # Scale on load, not only CPU (seed 004 §4.3): requests/s per pod via Prometheus Adapter.
+    "extra_metrics": [monitoring_config.hpa_rps_metric("new-api", cfg.monitoring.autoscale.rps_per_pod_target)]
+    if cfg.monitoring.enabled and cfg.monitoring.autoscale.enabled else [],
+}, opts=pulumi.ResourceOptions(depends_on=[namespace, postgres, redis]))
 
 ingress = TlsIngress("new-api", {
     "namespace": namespace.name,
@@ -72,3 +165,91 @@ pulumi.export("url", ingress.url)
 pulumi.export("namespace", namespace.name)
 pulumi.export("adminUsername", app.admin_username)
 pulumi.export("adminPassword", secrets.admin_password)
+
+# --------------------------------------------------------------------------- observability
+# Node agents (node-exporter, Filebeat) need host access: one privileged namespace for
+# them only, so monitoring and logging themselves stay `restricted`.
+obs_cfg = pulumi.Config()
+agent_namespaces = sorted({c.agent_namespace for c in (cfg.monitoring, cfg.logging) if c.enabled})
+agent_ns = {
+    ns_name: RestrictedNamespace(f"{ns_name}-ns", {
+        "name": ns_name,
+        "pod_security": "privileged",
+        "pod_security_reason": "node agents only (node-exporter, Filebeat): host network/PID and "
+                               "read-only hostPath by explicit, per-workload policy exemption",
+        "dns_namespace": cfg.network.dns_namespace,
+    })
+    for ns_name in agent_namespaces
+}
+
+logging_stack = None
+if cfg.logging.enabled:
+    log_ns = RestrictedNamespace("logging-ns", {"name": cfg.logging.namespace,
+                                                "dns_namespace": cfg.network.dns_namespace,
+                                                "protect": cfg.is_prod})
+    logging_stack = Logging("logging", {
+        "namespace": cfg.logging.namespace,
+        "agent_namespace": cfg.logging.agent_namespace,
+        "app_namespace": cfg.namespace,
+        "environment": cfg.environment,
+        "monitoring_namespace": cfg.monitoring.namespace if cfg.monitoring.enabled else None,
+        "elasticsearch_replicas": cfg.logging.elasticsearch_replicas,
+        "heap": cfg.logging.heap,
+        "storage_size": cfg.logging.storage_size,
+        "storage_class": cfg.logging.storage_class,
+        "allow_mmap": cfg.logging.allow_mmap,
+        "logstash_replicas": cfg.logging.logstash_replicas,
+        "logstash_heap": cfg.logging.logstash_heap,
+        "kibana": cfg.logging.kibana,
+        "retention_days": cfg.logging.retention_days,
+        "api_server_cidrs": list(cfg.monitoring.api_server_cidrs),
+        "resources": {k: v.model_dump(exclude_none=True) for k, v in cfg.logging.resources.items()},
+        "protect": cfg.is_prod,
+    }, opts=pulumi.ResourceOptions(depends_on=[log_ns, *agent_ns.values()]))
+
+if cfg.monitoring.enabled:
+    mon = cfg.monitoring
+    mon_ns = RestrictedNamespace("monitoring-ns", {"name": mon.namespace,
+                                                   "dns_namespace": cfg.network.dns_namespace,
+                                                   "protect": cfg.is_prod})
+    email = mon.alerting.email
+    monitoring = Monitoring("monitoring", {
+        "namespace": mon.namespace,
+        "agent_namespace": mon.agent_namespace,
+        "app_namespace": cfg.namespace,
+        "ingress_namespace": cfg.ingress.controller_namespace,
+        "ingress_name": "new-api",
+        "cluster_name": f"new-api-{cfg.environment}",
+        "mode": mon.mode,
+        "operator_selector_labels": dict(mon.operator.selector_labels),
+        "operator_prometheus_url": mon.operator.prometheus_url,
+        "operator_alertmanager_url": mon.operator.alertmanager_url,
+        "retention": mon.retention,
+        "retention_size": mon.retention_size,
+        "storage_size": mon.storage_size,
+        "storage_class": mon.storage_class,
+        "alertmanager_replicas": mon.alertmanager_replicas,
+        "grafana": mon.grafana,
+        "receivers": {"email_to": list(email.to), "email_from": email.from_, "smarthost": email.smarthost,
+                      "smtp_username": email.username or "", "slack_channel": mon.alerting.slack_channel}
+        if email else {"slack_channel": mon.alerting.slack_channel},
+        # Receiver credentials: secret config only (stack/config.py refuses them in plaintext).
+        "smtp_password": obs_cfg.get_secret("alertSmtpPassword"),
+        "slack_webhook_url": obs_cfg.get_secret("alertSlackWebhook"),
+        "webhook_url": obs_cfg.get_secret("alertWebhookUrl"),
+        "elasticsearch_url": logging_stack.es_url if logging_stack else None,
+        "elasticsearch_namespace": cfg.logging.namespace if logging_stack else None,
+        "elasticsearch_user": "new_api_logs_reader" if logging_stack else None,
+        "elasticsearch_password": logging_stack.reader_password if logging_stack else None,
+        "node_cidrs": list(mon.node_cidrs),
+        "api_server_cidrs": list(mon.api_server_cidrs),
+        "adapter": mon.autoscale.enabled,
+        "rps_per_pod": mon.autoscale.rps_per_pod_target,
+        "resources": {k: v.model_dump(exclude_none=True) for k, v in mon.resources.items()},
+        "protect": cfg.is_prod,
+    }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
+    pulumi.export("grafanaUrl", monitoring.grafana_url)
+    pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+if logging_stack is not None:
+    pulumi.export("kibanaUrl", logging_stack.kibana_url)
+    pulumi.export("elasticPassword", logging_stack.elastic_password)

@@ -11,14 +11,22 @@ import inspect as _inspect
 import pulumi as _pulumi
 
 from .app import ApiService, ApiServiceArgs
+from .backup import BackupBucket, BackupBucketArgs, PostgresBackup, PostgresBackupArgs
 from .ingress import TlsIngress, TlsIngressArgs
+from .logging import Logging, LoggingArgs
+from .monitoring import Monitoring, MonitoringArgs
 from .namespace import RestrictedNamespace, RestrictedNamespaceArgs
+from .postgres import Postgres, PostgresArgs
+from .redis import Redis, RedisArgs
 from .secrets import StackSecrets, StackSecretsArgs
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ApiService", "ApiServiceArgs",
+    "BackupBucket", "BackupBucketArgs", "PostgresBackup", "PostgresBackupArgs",
+    "Postgres", "PostgresArgs", "Redis", "RedisArgs",
+    "Logging", "LoggingArgs", "Monitoring", "MonitoringArgs",
     "RestrictedNamespace", "RestrictedNamespaceArgs",
     "StackSecrets", "StackSecretsArgs",
     "TlsIngress", "TlsIngressArgs",

@@ -5,7 +5,7 @@
 import hashlib
 import ipaddress
 import json
-from typing import Optional, Required, Sequence, TypedDict
+from typing import Any, Optional, Required, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -157,6 +157,9 @@ class ApiServiceArgs(TypedDict, total=False):
     """PriorityClass of the app pods (prod: above logging and monitoring)."""
     extra_env: dict[str, str]
     """Escape hatch: extra non-secret env (ConfigMap) for both workloads."""
+    extra_metrics: list[dict[str, Any]]
+    """Extra autoscaling/v2 metrics for the serving HPA besides CPU and memory, e.g. requests
+    per second per pod through Prometheus Adapter (``monitoring_config.hpa_rps_metric``)."""
 
 
 def pod_selector(name: str, role: str) -> dict:
@@ -490,9 +493,10 @@ class ApiService(pulumi.ComponentResource):
                 "min_replicas": auto["min_replicas"],
                 "max_replicas": auto["max_replicas"],
                 "metrics": [
-                    {"type": "Resource", "resource": {"name": res, "target": {
+                    *[{"type": "Resource", "resource": {"name": res, "target": {
                         "type": "Utilization", "average_utilization": auto[f"target_{res}_percent"]}}}
-                    for res in ("cpu", "memory")
+                      for res in ("cpu", "memory")],
+                    *a.get("extra_metrics", []),
                 ],
                 "behavior": {
                     "scale_down": {"stabilization_window_seconds": auto["scale_down_stabilization_seconds"],

@@ -46,9 +46,9 @@ class RestrictedNamespace(pulumi.ComponentResource):
                        f"pod_security {level!r} needs a one-line justification")
         dns_ns = args.get("dns_namespace", "kube-system")
         lbl = common.labels("namespace", ns_name, "namespace")
-        annotations = {}
-        if level != "restricted":
-            annotations["policy.new-api.io/pod-security-reason"] = args["pod_security_reason"]
+        # A relaxed level is an explicit, visible exemption from K8S-025 with its reason.
+        annotations = (common.exemption_annotations(["K8S-025"], args["pod_security_reason"])
+                       if level != "restricted" else {})
         ns_labels = dict(lbl)
         for mode in ("enforce", "audit", "warn"):
             # audit and warn always at restricted, so a relaxed namespace still reports.

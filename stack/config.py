@@ -211,6 +211,89 @@ class Ingress(_Model):
     proxy_body_size_mb: Annotated[int, Field(ge=128, le=2048)] = 128
 
 
+def _private_cidr(value: str) -> str:
+    net = ipaddress.ip_network(_cidr(value))
+    if net.prefixlen == 0 or not net.is_private:
+        raise ValueError("must be a private range (the cluster's node/pod CIDR), never the internet")
+    return value
+
+
+def _s3_bucket(value: str) -> str:
+    if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", value) or ".." in value:
+        raise ValueError("must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+    return value
+
+
+def _cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(re.match(r"^[0-9*/,\-]+$", f) for f in fields):
+        raise ValueError("must be a 5-field cron expression such as '0 2 * * *'")
+    return value
+
+
+PrivateCidr = Annotated[str, AfterValidator(_private_cidr)]
+S3Bucket = Annotated[str, AfterValidator(_s3_bucket)]
+Cron = Annotated[str, AfterValidator(_cron)]
+SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+RoleArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
+
+
+class DatastoreResources(Resources):
+    """Requests and limits of a datastore container (Postgres defaults; dev is smaller)."""
+    cpu_request: Quantity = "500m"
+    memory_request: Quantity = "1Gi"
+    cpu_limit: Optional[Quantity] = None
+    memory_limit: Quantity = "2Gi"
+
+
+class RedisResources(Resources):
+    """Redis container: memory limit well above maxmemory (AOF rewrite forks)."""
+    cpu_request: Quantity = "250m"
+    memory_request: Quantity = "1Gi"
+    cpu_limit: Optional[Quantity] = None
+    memory_limit: Quantity = "1536Mi"
+
+
+class AwsNetwork(_Model):
+    """Where a managed datastore lives: private subnets of the cluster's VPC."""
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+    #: Private subnets in at least two AZs (Multi-AZ needs two).
+    subnet_ids: Annotated[list[SubnetId], Field(min_length=2)]
+    #: The VPC's CIDR: the app's NetworkPolicy egress to the managed endpoint.
+    vpc_cidr: PrivateCidr
+    #: The cluster's node/pod CIDRs: the only sources the security group admits.
+    allowed_cidrs: Annotated[list[PrivateCidr], Field(min_length=1)]
+
+
+class DatabaseAws(AwsNetwork):
+    """RDS PostgreSQL (prod default)."""
+    instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.m6g.large"
+    engine_version: Annotated[str, Field(pattern=r"^[0-9]{2}(\.[0-9]+)?$")] = "16"
+    allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 50
+    #: Storage autoscaling ceiling.
+    max_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 200
+    #: Automated backups / PITR window. Backup matrix (seed 000): 30 days; RDS max 35.
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 30
+    #: A read replica for failover drills, reporting and backups (New API never reads it).
+    read_replica: bool = True
+
+
+class CloudNativePg(_Model):
+    """CloudNativePG ``Cluster`` (HA on any cluster; the operator must be installed)."""
+    instances: Annotated[int, Field(ge=2, le=9)] = 3
+    #: Synchronous standbys (quorum ``any``); 0 turns synchronous replication off.
+    synchronous_replicas: Annotated[int, Field(ge=0, le=8)] = 1
+    image: Image = images.CNPG_POSTGRES
+    #: Namespace of the CNPG operator (NetworkPolicy source for the instance manager).
+    operator_namespace: DnsLabel = "cnpg-system"
+
+
+class Restore(_Model):
+    """Restore the app database from one dump (a Job is created only when set)."""
+    #: Dump to restore: an S3 key under the backup prefix, or a file name on the backup PVC.
+    object_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,1024}$")]
+
+
 class Database(_Model):
     backend: Literal["kubernetes", "cloudnative-pg", "aws"] = "aws"
     max_connections: Annotated[int, Field(ge=20, le=10000)] = 200
@@ -220,6 +303,21 @@ class Database(_Model):
     username: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "newapi"
     storage_size: Quantity = "20Gi"
     storage_class: Optional[DnsLabel] = None
+    image: Image = images.POSTGRES
+    exporter_image: Image = images.POSTGRES_EXPORTER
+    resources: DatastoreResources = DatastoreResources()
+    aws: Optional[DatabaseAws] = None
+    cloudnative_pg: CloudNativePg = CloudNativePg()
+    restore: Optional[Restore] = None
+
+
+class RedisAws(AwsNetwork):
+    """ElastiCache replication group (prod default), cluster mode disabled."""
+    node_type: Annotated[str, Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")] = "cache.m7g.large"
+    engine_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9x]+$")] = "7.1"
+    #: Replicas of the primary (automatic failover needs at least one).
+    replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    snapshot_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
 
 
 class Redis(_Model):
@@ -227,6 +325,43 @@ class Redis(_Model):
     storage_size: Quantity = "2Gi"
     storage_class: Optional[DnsLabel] = None
     maxmemory_mb: PositiveInt = 800
+    #: volatile-lru: New API keeps rate-limit counters and session state next to its
+    #: caches; only keys with a TTL (the caches) are evicted (seed notes §4 #26).
+    maxmemory_policy: Literal["volatile-lru", "volatile-lfu", "volatile-ttl", "noeviction",
+                              "allkeys-lru", "allkeys-lfu"] = "volatile-lru"
+    image: Image = images.REDIS
+    exporter_image: Image = images.REDIS_EXPORTER
+    resources: RedisResources = RedisResources()
+    aws: Optional[RedisAws] = None
+
+
+class BackupS3(_Model):
+    """An existing bucket and IRSA role for dumps (and CNPG's WAL archive)."""
+    bucket: S3Bucket
+    #: IAM role the backup ServiceAccount assumes (IRSA); never static keys.
+    role_arn: RoleArn
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")] = "us-east-1"
+    #: Key prefix of the dumps (backup matrix: database-backups/).
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]*/$")] = "database-backups/"
+
+
+class Irsa(_Model):
+    """The EKS cluster's OIDC provider, so the stack can create the backup job's IAM role."""
+    oidc_provider_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+$")]
+    #: Issuer without scheme, e.g. oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE
+    oidc_issuer: Annotated[str, Field(pattern=r"^[a-z0-9.-]+(/[A-Za-z0-9._-]+)*$")]
+
+
+class Backup(_Model):
+    """Logical dumps (seed 000 backup matrix: daily full, kept 30 days) plus WAL/PITR
+    where the backend has it (CloudNativePG, RDS)."""
+    schedule: Cron = "0 2 * * *"
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    #: Backup PVC (dumps stay in-cluster when no S3 target is configured).
+    storage_size: Quantity = "20Gi"
+    storage_class: Optional[DnsLabel] = None
+    s3: Optional[BackupS3] = None
+    irsa: Optional[Irsa] = None
 
 
 class Network(_Model):
@@ -237,14 +372,104 @@ class Network(_Model):
     upstream_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(app_component.DEFAULT_UPSTREAM_CIDRS)
 
 
+#: Credentials of alert receivers: read only with ``pulumi.Config().get_secret`` in
+#: ``__main__.py`` (``pulumi config set --secret new-api:alertSlackWebhook ...``), never
+#: part of the typed config, and refused when set in plaintext.
+ALERT_SECRET_KEYS = ("alertSmtpPassword", "alertSlackWebhook", "alertWebhookUrl")
+
+_Duration = Annotated[str, Field(pattern=r"^([0-9]+[smhdwy])+$")]
+_Heap = Annotated[str, Field(pattern=r"^[0-9]+[mg]$")]
+
+
+class WorkloadResources(_Model):
+    """Requests and limits of one observability workload (empty: the component's default)."""
+    cpu_request: Optional[Quantity] = None
+    memory_request: Optional[Quantity] = None
+    memory_limit: Optional[Quantity] = None
+    cpu_limit: Optional[Quantity] = None
+
+
+class EmailReceiver(_Model):
+    """Alert e-mail (seed 000: smtp.gmail.com:587). The SMTP password is the secret key
+    ``new-api:alertSmtpPassword``."""
+    to: Annotated[list[Email], Field(min_length=1)]
+    from_: Email = Field(alias="from")
+    smarthost: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{2,5}$")] = "smtp.gmail.com:587"
+    username: Optional[str] = None
+
+
+class Alerting(_Model):
+    """Receivers (seed 000: default, critical-alerts with Slack #alerts, warning-alerts).
+    Slack and webhook URLs are the secret keys ``new-api:alertSlackWebhook`` and
+    ``new-api:alertWebhookUrl``."""
+    email: Optional[EmailReceiver] = None
+    slack_channel: Annotated[str, Field(pattern=r"^#[a-z0-9_-]{1,80}$")] = "#alerts"
+
+
+class Operator(_Model):
+    """Operator mode: an existing Prometheus Operator (kube-prometheus-stack) runs
+    Prometheus and Alertmanager; the stack emits monitors, rules and an AlertmanagerConfig."""
+    selector_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
+    prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    alertmanager_url: str = "http://kube-prometheus-stack-alertmanager.monitoring.svc:9093"
+
+
+class Autoscale(_Model):
+    """Prometheus Adapter serving requests/s per pod to the app's HPA (seed 004 §4.3)."""
+    enabled: bool = False
+    rps_per_pod_target: Annotated[float, Field(gt=0, le=10000)] = 20.0
+
+
 class Monitoring(_Model):
+    """Prometheus, Alertmanager, Grafana, exporters (components/monitoring.py)."""
     enabled: bool = True
     namespace: DnsLabel = "monitoring"
+    #: Privileged namespace of node agents (node-exporter, Filebeat), shared with logging.
+    agent_namespace: DnsLabel = "node-agents"
+    mode: Literal["standalone", "operator"] = "standalone"
+    operator: Operator = Operator()
+    #: Seed 000: --storage.tsdb.retention.time=200h.
+    retention: _Duration = "200h"
+    retention_size: Optional[Annotated[str, Field(pattern=r"^[0-9]+(B|KB|MB|GB|TB)$")]] = "16GB"
+    storage_size: Quantity = "20Gi"
+    storage_class: Optional[DnsLabel] = None
+    alertmanager_replicas: Annotated[int, Field(ge=1, le=5)] = 2
+    grafana: bool = True
+    alerting: Alerting = Alerting()
+    autoscale: Autoscale = Autoscale()
+    #: Node and API-server address ranges for the egress policies (host-network exporters, discovery).
+    node_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    api_server_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["10.0.0.0/8", "172.16.0.0/12",
+                                                                     "192.168.0.0/16"]
+    resources: dict[Literal["prometheus", "alertmanager", "grafana", "node_exporter", "kube_state_metrics",
+                            "blackbox", "adapter"], WorkloadResources] = {}
 
 
 class Logging(_Model):
+    """Elasticsearch, Logstash, Kibana, Filebeat (components/logging.py)."""
     enabled: bool = True
     namespace: DnsLabel = "logging"
+    agent_namespace: DnsLabel = "node-agents"
+    #: 1 (single node) or an odd number >= 3.
+    elasticsearch_replicas: Annotated[int, Field(ge=1, le=9)] = 3
+    heap: _Heap = "1g"
+    storage_size: Quantity = "50Gi"
+    storage_class: Optional[DnsLabel] = None
+    #: False needs no vm.max_map_count on the nodes (dev); true is faster (prod nodes set the sysctl).
+    allow_mmap: bool = True
+    logstash_replicas: Annotated[int, Field(ge=1, le=10)] = 2
+    logstash_heap: _Heap = "512m"
+    kibana: bool = True
+    #: Seed backup matrix: logs 180 days.
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    resources: dict[Literal["elasticsearch", "logstash", "kibana", "filebeat", "setup"], WorkloadResources] = {}
+
+    @model_validator(mode="after")
+    def _quorum(self):
+        n = self.elasticsearch_replicas
+        if n != 1 and (n < 3 or n % 2 == 0):
+            raise ValueError(f"elasticsearchReplicas {n} must be 1 or an odd number >= 3 (master quorum)")
+        return self
 
 
 class StackConfig(_Model):
@@ -256,6 +481,7 @@ class StackConfig(_Model):
     ingress: Ingress = Ingress()
     database: Database = Database()
     redis: Redis = Redis()
+    backup: Backup = Backup()
     network: Network = Network()
     monitoring: Monitoring = Monitoring()
     logging: Logging = Logging()
@@ -303,9 +529,62 @@ class StackConfig(_Model):
                            f"{self.database.reserved_connections} = {demand} exceeds "
                            f"database.maxConnections ({self.database.max_connections}); lower the pool or "
                            "maxReplicas, or raise database.maxConnections"))
+        errors += _datastore_errors(self)
         if errors:
             raise _CrossFieldErrors(errors)
         return self
+
+
+#: Smallest sensible volumes (Postgres WAL alone wants 1Gi; Redis AOF + RDB twice maxmemory).
+_MIN_DB_STORAGE = 1 * 2**30
+_PROD_RETENTION_FLOOR = 14
+
+
+def _datastore_errors(cfg: "StackConfig") -> list:
+    """Cross-field rules of the data tier (database, redis, backup)."""
+    errors: list = []
+    db, rd, bk = cfg.database, cfg.redis, cfg.backup
+    if db.backend == "aws" and db.aws is None:
+        errors.append(("database.aws", None, "is required with database.backend 'aws': set vpcId, subnetIds, "
+                       "vpcCidr and allowedCidrs (the cluster's node/pod CIDRs)"))
+    if rd.backend == "aws" and rd.aws is None:
+        errors.append(("redis.aws", None, "is required with redis.backend 'aws': set vpcId, subnetIds, "
+                       "vpcCidr and allowedCidrs (the cluster's node/pod CIDRs)"))
+    if db.backend == "aws" and bk.s3 is None and bk.irsa is None:
+        errors.append(("backup.irsa", None, "is required with database.backend 'aws' (the stack creates the "
+                       "backup bucket and the dump job's IRSA role: set oidcProviderArn and oidcIssuer), "
+                       "or set backup.s3 to use an existing bucket and role"))
+    if db.backend == "cloudnative-pg" and bk.s3 is None:
+        errors.append(("backup.s3", None, "is required with database.backend 'cloudnative-pg': WAL archiving "
+                       "and base backups go to object storage (set bucket and roleArn)"))
+    if db.backend != "aws" and common.parse_quantity(db.storage_size) < _MIN_DB_STORAGE:
+        errors.append(("database.storageSize", db.storage_size, "must be at least 1Gi"))
+    if db.backend == "kubernetes" and common.parse_quantity(db.resources.memory_limit) < 256 * 2**20:
+        errors.append(("database.resources.memoryLimit", db.resources.memory_limit,
+                       "must be at least 256Mi for Postgres"))
+    if common.parse_quantity(bk.storage_size) < 2**30:
+        errors.append(("backup.storageSize", bk.storage_size, "must be at least 1Gi"))
+    if db.aws is not None and db.aws.max_allocated_storage_gb < db.aws.allocated_storage_gb:
+        errors.append(("database.aws.maxAllocatedStorageGb", db.aws.max_allocated_storage_gb,
+                       f"must be at least database.aws.allocatedStorageGb ({db.aws.allocated_storage_gb})"))
+    if rd.backend == "kubernetes":
+        need = 2 * rd.maxmemory_mb * 2**20
+        if common.parse_quantity(rd.storage_size) < need:
+            errors.append(("redis.storageSize", rd.storage_size,
+                           f"must hold the AOF and RDB files: at least twice redis.maxmemoryMb ({2 * rd.maxmemory_mb}Mi)"))
+        limit_mb = common.parse_quantity(rd.resources.memory_limit) / 2**20
+        if rd.maxmemory_mb > 0.8 * limit_mb:
+            errors.append(("redis.maxmemoryMb", rd.maxmemory_mb,
+                           f"must stay under 80 % of redis.resources.memoryLimit ({rd.resources.memory_limit}): "
+                           "replication buffers and the AOF-rewrite fork need headroom, or the pod is OOM-killed"))
+    if cfg.is_prod:
+        if bk.retention_days < _PROD_RETENTION_FLOOR:
+            errors.append(("backup.retentionDays", bk.retention_days,
+                           f"prod keeps dumps at least {_PROD_RETENTION_FLOOR} days (backup matrix: 30)"))
+        if db.aws is not None and db.aws.backup_retention_days < _PROD_RETENTION_FLOOR:
+            errors.append(("database.aws.backupRetentionDays", db.aws.backup_retention_days,
+                           f"prod keeps RDS backups at least {_PROD_RETENTION_FLOOR} days (backup matrix: 30)"))
+    return errors
 
 
 class _CrossFieldErrors(ValueError):
@@ -341,6 +620,11 @@ def _all_project_config(project: str) -> dict[str, Any]:
         if not key.startswith(prefix):
             continue
         short = key[len(prefix):]
+        if short in ALERT_SECRET_KEYS:
+            if not runtime_config.is_config_secret(key):
+                raise ConfigError(f"Pulumi.{pulumi.get_stack()}.yaml: {key} is a credential stored in plaintext: "
+                                  f"run 'pulumi config set --secret {key} <value>'")
+            continue
         value: Any = raw
         if isinstance(raw, str) and short not in _SCALAR_STRING_KEYS:
             try:

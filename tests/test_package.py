@@ -68,8 +68,12 @@ def test_component_tokens_match_class_names():
 
 
 def test_package_builds_a_versioned_wheel(tmp_path):
+    import shutil
+
+    source = tmp_path / "src"  # build from a copy: setuptools writes build/ next to the sources
+    shutil.copytree(REPO / "components", source, ignore=shutil.ignore_patterns("__pycache__", "build"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                           "-w", str(tmp_path), str(REPO / "components")], capture_output=True, text=True)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (wheel,) = tmp_path.glob("*.whl")
     assert wheel.name.startswith(f"new_api_components-{components.__version__}-")

@@ -75,6 +75,11 @@ class StackMocks(pulumi.runtime.Mocks):
             outputs.setdefault("primaryEndpointAddress", f"{args.name}.mock.internal")
             outputs.setdefault("readerEndpointAddress", f"{args.name}-ro.mock.internal")
             outputs.setdefault("keyId", f"{args.name}-key-id")
+            if typ == "aws:s3/bucket:Bucket":
+                # The engine auto-names a bucket without `bucket` (name + random suffix).
+                outputs.setdefault("bucket", f"{args.name}-0123abcd")
+            # Auto-named resources (role, subnet group, parameter group...) get a name.
+            outputs.setdefault("name", f"{args.name}-0123abcd")
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):

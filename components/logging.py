@@ -1,0 +1,586 @@
+"""``Logging``: Elasticsearch, Logstash, Kibana and Filebeat for New API's logs
+(issue 5; seed 000 ELK chapter, fixed per SEED-NOTES.md §5.7)."""
+
+
+import hashlib
+import ipaddress
+from typing import Any, Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from . import common, images
+from . import logging_config as lc
+
+WORKLOADS = ("elasticsearch", "logstash", "kibana", "filebeat", "setup")
+DEFAULT_RESOURCES: dict[str, dict] = {
+    "elasticsearch": {"cpu_request": "1", "memory_request": "", "memory_limit": ""},  # memory = 2 x heap
+    "logstash": {"cpu_request": "500m", "memory_request": "1Gi", "memory_limit": "1536Mi"},
+    "kibana": {"cpu_request": "250m", "memory_request": "1Gi", "memory_limit": "1536Mi"},
+    "filebeat": {"cpu_request": "100m", "memory_request": "128Mi", "memory_limit": "384Mi"},
+    "setup": {"cpu_request": "20m", "memory_request": "32Mi", "memory_limit": "128Mi"},
+}
+"""Production sizes; a dev stack shrinks them through config."""
+PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+FILEBEAT_EXEMPTION = ("K8S-010", "K8S-015")
+FILEBEAT_REASON = ("Filebeat reads container logs from the node: read-only hostPath /var/log/containers "
+                   "and /var/log/pods (files 0640 root:root, read through supplemental group 0); its "
+                   "autodiscover watches pods through the API")
+ES_HOME = "/usr/share/elasticsearch"
+
+
+class LoggingArgs(TypedDict, total=False):
+    namespace: str
+    """Namespace of Elasticsearch, Logstash and Kibana (restricted; must exist)."""
+    agent_namespace: str
+    """Namespace of the Filebeat DaemonSet (Pod Security ``privileged`` for hostPath; must exist)."""
+    app_namespace: str
+    """Namespace whose containers' logs are collected (New API's)."""
+    app_name: str
+    """``app.kubernetes.io/name`` of New API's pods (default new-api): their lines are parsed."""
+    environment: str
+    """``environment`` field of every event (seed: production)."""
+    monitoring_namespace: str
+    """Namespace of Grafana (allowed to query Elasticsearch), optional."""
+    elasticsearch_replicas: int
+    """1 (single-node discovery) or 3+ (odd; anti-affinity, PDB). Default 3."""
+    heap: str
+    """Elasticsearch JVM heap, e.g. 1g (seed dev: 512m). The container memory is twice the heap."""
+    storage_size: str
+    """Data volume per node (default 50Gi)."""
+    storage_class: str
+    """StorageClass (default: the cluster default)."""
+    allow_mmap: bool
+    """``node.store.allow_mmap``: true needs ``vm.max_map_count >= 262144`` on the nodes (a node
+    prerequisite, never a privileged init container); false (dev) works anywhere."""
+    logstash_replicas: int
+    """Logstash replicas (default 2, with a PDB)."""
+    logstash_heap: str
+    """Logstash JVM heap (default 512m)."""
+    kibana: bool
+    """Deploy Kibana (default true)."""
+    retention_days: int
+    """ILM delete phase (seed matrix: 180 in prod)."""
+    snapshot_bucket: str
+    """S3 bucket for nightly snapshots (SLM), optional; needs ``service_account_annotations`` (IRSA)."""
+    service_account_annotations: dict[str, str]
+    """Annotations of Elasticsearch's ServiceAccount (e.g. eks.amazonaws.com/role-arn)."""
+    api_server_cidrs: list[str]
+    """Kubernetes API server addresses (Filebeat metadata egress)."""
+    resources: dict[str, dict[str, str]]
+    """Per-workload overrides of ``DEFAULT_RESOURCES``."""
+    protect: bool
+    """Protect Elasticsearch and retain its volumes (prod)."""
+
+
+def _checksum(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _heap_bytes(heap: str) -> float:
+    import re
+    m = re.fullmatch(r"(\d+)([mg])", heap)
+    if not m:
+        raise ValueError(f"heap: {heap!r} must look like 512m or 2g")
+    return int(m.group(1)) * (2**20 if m.group(2) == "m" else 2**30)
+
+
+def _validate(args: LoggingArgs) -> dict:
+    a = dict(args)
+    for key in ("namespace", "agent_namespace", "app_namespace"):
+        common.require(isinstance(a.get(key), str) and common.is_dns_label(a[key]), key,
+                       f"{a.get(key)!r} must be a DNS-1123 label")
+    a.setdefault("app_name", "new-api")
+    a.setdefault("environment", "production")
+    a.setdefault("elasticsearch_replicas", 3)
+    n = int(a["elasticsearch_replicas"])
+    common.require(n == 1 or (n >= 3 and n % 2 == 1), "elasticsearch_replicas",
+                   f"{n} must be 1 (single node) or an odd number >= 3 (master quorum)")
+    a.setdefault("heap", "1g")
+    a.setdefault("logstash_heap", "512m")
+    for key in ("heap", "logstash_heap"):
+        try:
+            _heap_bytes(a[key])
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    common.require(_heap_bytes(a["heap"]) >= 256 * 2**20, "heap", "must be at least 256m")
+    a.setdefault("storage_size", "50Gi")
+    common.parse_quantity(a["storage_size"])
+    a.setdefault("allow_mmap", True)
+    a.setdefault("logstash_replicas", 2)
+    common.require(int(a["logstash_replicas"]) >= 1, "logstash_replicas", "must be at least 1")
+    a.setdefault("kibana", True)
+    a.setdefault("retention_days", 180)
+    common.require(1 <= int(a["retention_days"]) <= 3650, "retention_days", "must be 1 to 3650")
+    if a.get("snapshot_bucket"):
+        common.require(bool(a.get("service_account_annotations")), "service_account_annotations",
+                       "snapshot_bucket needs an IRSA role annotation (no static AWS keys)")
+    a["api_server_cidrs"] = list(a.get("api_server_cidrs") or PRIVATE_CIDRS)
+    for cidr in a["api_server_cidrs"]:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"api_server_cidrs: {cidr!r} is not a CIDR ({exc})") from None
+    given = dict(a.get("resources") or {})
+    unknown = sorted(set(given) - set(WORKLOADS))
+    common.require(not unknown, "resources", f"unknown workloads {unknown}; allowed: {list(WORKLOADS)}")
+    res = {w: {**DEFAULT_RESOURCES[w], **{k: v for k, v in (given.get(w) or {}).items() if v}}
+           for w in WORKLOADS}
+    es_mem = f"{int(_heap_bytes(a['heap']) * 2 / 2**20)}Mi"
+    res["elasticsearch"]["memory_request"] = res["elasticsearch"]["memory_request"] or es_mem
+    res["elasticsearch"]["memory_limit"] = res["elasticsearch"]["memory_limit"] or es_mem
+    for w, spec in res.items():
+        for field, value in spec.items():
+            if value:
+                try:
+                    common.parse_quantity(value)
+                except ValueError as exc:
+                    raise ValueError(f"resources.{w}.{field}: {exc}") from None
+    a["resources"] = res
+    return a
+
+
+def _res(spec: dict, ephemeral: str = "64Mi") -> dict:
+    return common.resources(spec["cpu_request"], spec["memory_request"], spec["memory_limit"],
+                            spec.get("cpu_limit") or None, ephemeral_request=ephemeral)
+
+
+def _ns_peer(namespace: str, pod_labels: Optional[dict] = None) -> dict:
+    peer: dict = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}}
+    if pod_labels:
+        peer["pod_selector"] = {"match_labels": dict(pod_labels)}
+    return peer
+
+
+def _tcp(*ports: int) -> list:
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+class Logging(pulumi.ComponentResource):
+    """Log pipeline for New API (Filebeat -> Logstash -> Elasticsearch <- Kibana/Grafana):
+
+    - **Elasticsearch** StatefulSet: one node (dev, single-node discovery) or three
+      master-eligible nodes (prod: seed hosts, required anti-affinity, PDB), security on
+      with a generated ``elastic`` password, transport TLS from cert-manager certificates
+      (a self-signed CA per stack; no privileged init containers: the config directory
+      is copied to an emptyDir so the root filesystem stays read-only), heap from args,
+      a volume per node, ``node.store.allow_mmap`` from args;
+    - a **setup Job** that applies, idempotently, the ILM policy (delete after
+      ``retention_days``), the index template, the writer/reader roles and users, the
+      ``kibana_system`` password and, with a bucket, nightly S3 snapshots (SLM);
+    - **Logstash**: beats on 5044, New API's plain-text lines parsed with grok (JSON only
+      for lines that are JSON), UTC dates, daily ``new-api-logs-*`` indices, as the
+      ``logstash_writer`` user from a Secret;
+    - **Kibana** with generated encryption keys;
+    - **Filebeat** DaemonSet in ``agent_namespace``: Kubernetes autodiscover of the app
+      namespace's containers, New API's multiline rule, read-only host log access by an
+      explicit K8S-010 exemption, non-root (supplemental group 0 reads the 0640 logs);
+    - a NetworkPolicy per workload (ES <- Logstash, Kibana, Grafana, setup; Logstash <- Filebeat).
+    """
+
+    elasticsearch_url: pulumi.Output[str]
+    """In-cluster URL of Elasticsearch (HTTP, basic auth)."""
+    kibana_url: pulumi.Output[str]
+    """In-cluster URL of Kibana."""
+    elastic_password: pulumi.Output[str]
+    """Password of the ``elastic`` superuser (secret)."""
+    reader_user: pulumi.Output[str]
+    """Read-only user for dashboards (Grafana)."""
+    reader_password: pulumi.Output[str]
+    """Its password (secret)."""
+
+    def __init__(self, name: str, args: LoggingArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("new-api:index:Logging", name, None, opts)
+        a = _validate(args)
+        self._name, self._a = name, a
+        ns = a["namespace"]
+        self.es_url = f"http://elasticsearch.{ns}.svc:{lc.ES_HTTP_PORT}"
+
+        def password(suffix: str, length: int = 32) -> pulumi.Output[str]:
+            res = random.RandomPassword(f"{name}-{suffix}", length=length, special=False, min_lower=2,
+                                        min_upper=2, min_numeric=2, opts=self._opts())
+            return pulumi.Output.secret(res.result)
+
+        self.elastic_password = password("elastic-password")
+        self.writer_password = password("writer-password")
+        self.reader_password = password("reader-password")
+        self.kibana_system_password = password("kibana-system-password")
+        lbl, _ = self._labels("elasticsearch")
+        self.credentials = k8s.core.v1.Secret(
+            f"{name}-es-credentials", metadata=common.meta("elasticsearch-credentials", ns, lbl), type="Opaque",
+            string_data=pulumi.Output.secret(pulumi.Output.all(**{
+                "elastic-password": self.elastic_password, "writer-password": self.writer_password,
+                "writer-user": lc.WRITER_USER, "reader-password": self.reader_password,
+                "kibana-system-password": self.kibana_system_password})),
+            opts=self._opts())
+        self.elasticsearch = self._elasticsearch()
+        self.setup_job = self._setup()
+        self.logstash = self._logstash()
+        if a["kibana"]:
+            self._kibana()
+        self.filebeat = self._filebeat()
+        self.elasticsearch_url = pulumi.Output.from_input(self.es_url)
+        self.kibana_url = pulumi.Output.from_input(f"http://kibana.{ns}.svc:{lc.KIBANA_PORT}" if a["kibana"] else "")
+        self.reader_user = pulumi.Output.from_input(lc.READER_USER)
+        self.register_outputs({
+            "elasticsearch_url": self.elasticsearch_url, "kibana_url": self.kibana_url,
+            "elastic_password": self.elastic_password, "reader_user": self.reader_user,
+            "reader_password": self.reader_password,
+        })
+
+    # ------------------------------------------------------------------ helpers
+    def _opts(self, *deps, **kw) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
+
+    def _labels(self, component: str) -> tuple[dict, dict]:
+        return common.labels(component, self._name, component), common.selector(component, self._name, component)
+
+    def _sa(self, suffix: str, namespace: str, lbl: dict, automount: bool = False,
+            annotations: Optional[dict] = None) -> k8s.core.v1.ServiceAccount:
+        return k8s.core.v1.ServiceAccount(f"{self._name}-{suffix}",
+                                          metadata=common.meta(suffix, namespace, lbl, annotations),
+                                          automount_service_account_token=automount, opts=self._opts())
+
+    def _netpol(self, suffix: str, namespace: str, lbl: dict, sel: dict, ingress: list, egress: list):
+        return k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
+            spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],
+                  "ingress": ingress, "egress": egress}, opts=self._opts())
+
+    def _container(self, name: str, image: str, res: dict, **kw) -> dict:
+        c: dict = {"name": name, "image": image, "image_pull_policy": "IfNotPresent",
+                   "resources": _res(res, kw.pop("ephemeral", "64Mi")),
+                   "security_context": common.container_security_context()}
+        for key in ("command", "args", "env", "ports", "volume_mounts", "readiness_probe", "liveness_probe",
+                    "startup_probe"):
+            if kw.get(key):
+                c[key] = kw[key]
+        return c
+
+    def _pdb(self, suffix: str, namespace: str, lbl: dict, sel: dict, after):
+        return k8s.policy.v1.PodDisruptionBudget(
+            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
+            spec={"max_unavailable": 1, "selector": {"match_labels": sel}}, opts=self._opts(after))
+
+    # ------------------------------------------------------------------ elasticsearch
+    def _tls(self, ns: str, lbl: dict):
+        """Per-stack CA and transport certificate (cert-manager): self-signed Issuer ->
+        CA Certificate -> CA Issuer -> node certificate for every pod of the headless Service."""
+        cr = k8s.apiextensions.CustomResource
+        selfsigned = cr(f"{self._name}-es-selfsigned", api_version="cert-manager.io/v1", kind="Issuer",
+                        metadata=common.meta("elasticsearch-selfsigned", ns, lbl), spec={"selfSigned": {}},
+                        opts=self._opts())
+        ca = cr(f"{self._name}-es-ca", api_version="cert-manager.io/v1", kind="Certificate",
+                metadata=common.meta("elasticsearch-ca", ns, lbl),
+                spec={"isCA": True, "commonName": "new-api-logs-ca", "secretName": "elasticsearch-ca",
+                      "duration": "87600h", "privateKey": {"algorithm": "ECDSA", "size": 256},
+                      "issuerRef": {"name": "elasticsearch-selfsigned", "kind": "Issuer", "group": "cert-manager.io"}},
+                opts=self._opts(selfsigned))
+        issuer = cr(f"{self._name}-es-ca-issuer", api_version="cert-manager.io/v1", kind="Issuer",
+                    metadata=common.meta("elasticsearch-ca", ns, lbl), spec={"ca": {"secretName": "elasticsearch-ca"}},
+                    opts=self._opts(ca))
+        cert = cr(f"{self._name}-es-transport", api_version="cert-manager.io/v1", kind="Certificate",
+                  metadata=common.meta("elasticsearch-transport", ns, lbl),
+                  spec={"secretName": "elasticsearch-transport-tls", "duration": "8760h", "renewBefore": "720h",
+                        "commonName": f"elasticsearch-headless.{ns}.svc",
+                        "dnsNames": [f"elasticsearch-headless.{ns}.svc", f"*.elasticsearch-headless.{ns}.svc",
+                                     f"*.elasticsearch-headless.{ns}.svc.cluster.local"],
+                        "privateKey": {"algorithm": "RSA", "size": 2048, "encoding": "PKCS8",
+                                       "rotationPolicy": "Always"},
+                        "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+                        "issuerRef": {"name": "elasticsearch-ca", "kind": "Issuer", "group": "cert-manager.io"}},
+                  opts=self._opts(issuer))
+        self.certificates = [selfsigned, ca, issuer, cert]
+        return cert
+
+    def _elasticsearch(self):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("elasticsearch")
+        n = int(a["elasticsearch_replicas"])
+        cert = self._tls(ns, lbl)
+        text = lc.elasticsearch_yml(replicas=n, statefulset="elasticsearch", headless="elasticsearch-headless",
+                                    allow_mmap=bool(a["allow_mmap"]))
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-es-config", metadata=common.meta("elasticsearch-config", ns, lbl),
+                                   data={"elasticsearch.yml": text}, opts=self._opts())
+        sa = self._sa("elasticsearch", ns, lbl, annotations=a.get("service_account_annotations"))
+        secret = self.credentials.metadata.name
+        copy = ("cp -R /usr/share/elasticsearch/config/. /mnt/config/ && "
+                "cp /mnt/es-config/elasticsearch.yml /mnt/config/elasticsearch.yml")
+        if a.get("snapshot_bucket"):
+            # IRSA for the S3 repository: ES reads the web-identity token from its config dir.
+            copy += (" && mkdir -p /mnt/config/repository-s3 && "
+                     "ln -sf \"$AWS_WEB_IDENTITY_TOKEN_FILE\" /mnt/config/repository-s3/aws-web-identity-token-file")
+        init = self._container(
+            "config", images.ELASTICSEARCH, a["resources"]["setup"], command=["bash", "-c", copy],
+            volume_mounts=[common.mount("config", "/mnt/config"),
+                           common.mount("es-config", "/mnt/es-config", read_only=True)])
+        health = ('curl -s -o /dev/null -w "%{http_code}" -u "elastic:${ELASTIC_PASSWORD}" '
+                  '"http://127.0.0.1:9200/_cluster/health?local=true" | grep -q 200')
+        container = self._container(
+            "elasticsearch", images.ELASTICSEARCH, a["resources"]["elasticsearch"], ephemeral="256Mi",
+            env=[common.field_env("POD_NAME", "metadata.name"),
+                 common.secret_env("ELASTIC_PASSWORD", secret, "elastic-password"),
+                 {"name": "ES_JAVA_OPTS", "value": f"-Xms{a['heap']} -Xmx{a['heap']}"},
+                 {"name": "ES_TMPDIR", "value": "/tmp"}],
+            ports=[{"name": "http", "container_port": lc.ES_HTTP_PORT, "protocol": "TCP"},
+                   {"name": "transport", "container_port": lc.ES_TRANSPORT_PORT, "protocol": "TCP"}],
+            volume_mounts=[common.mount("config", f"{ES_HOME}/config"),
+                           common.mount("transport-tls", f"{ES_HOME}/config/certs", read_only=True),
+                           common.mount("data", f"{ES_HOME}/data"), common.mount("logs", f"{ES_HOME}/logs"),
+                           common.mount("tmp", "/tmp")],
+            startup_probe=common.tcp_probe("http", period=10, timeout=5, failures=60),
+            readiness_probe=common.exec_probe(["bash", "-c", health], period=10, timeout=5, failures=3),
+            liveness_probe=common.tcp_probe("transport", period=20, timeout=5, failures=5))
+        pod = common.restricted_pod_spec(
+            service_account=sa.metadata.name, containers=[container], init_containers=[init],
+            termination_grace_seconds=120,
+            volumes=[common.empty_dir("config", "64Mi"), common.empty_dir("logs", "512Mi"),
+                     common.empty_dir("tmp", "512Mi"),
+                     {"name": "es-config", "config_map": {"name": cm.metadata.name}},
+                     {"name": "transport-tls", "secret": {"secret_name": "elasticsearch-transport-tls",
+                                                          "default_mode": 0o440}}])
+        if n > 1:
+            pod["affinity"] = {"pod_anti_affinity": {"required_during_scheduling_ignored_during_execution": [
+                {"label_selector": {"match_labels": sel}, "topology_key": "kubernetes.io/hostname"}]}}
+            pod["topology_spread_constraints"] = common.topology_spread(sel)[:1]
+        headless = k8s.core.v1.Service(
+            f"{self._name}-es-headless", metadata=common.meta("elasticsearch-headless", ns, lbl),
+            spec={"cluster_ip": "None", "publish_not_ready_addresses": True, "selector": sel,
+                  "ports": [{"name": "http", "port": lc.ES_HTTP_PORT, "target_port": "http"},
+                            {"name": "transport", "port": lc.ES_TRANSPORT_PORT, "target_port": "transport"}]},
+            opts=self._opts())
+        k8s.core.v1.Service(
+            f"{self._name}-es", metadata=common.meta("elasticsearch", ns, lbl),
+            spec={"type": "ClusterIP", "selector": sel,
+                  "ports": [{"name": "http", "port": lc.ES_HTTP_PORT, "target_port": "http"}]},
+            opts=self._opts())
+        protect = bool(a.get("protect"))
+        pvc: dict = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": a["storage_size"]}}}
+        if a.get("storage_class"):
+            pvc["storage_class_name"] = a["storage_class"]
+        sts = k8s.apps.v1.StatefulSet(
+            f"{self._name}-elasticsearch", metadata=common.meta("elasticsearch", ns, lbl),
+            spec={"replicas": n, "service_name": "elasticsearch-headless", "selector": {"match_labels": sel},
+                  # all masters must start together to elect one (OrderedReady would wait forever)
+                  "pod_management_policy": "Parallel",
+                  "update_strategy": {"type": "RollingUpdate"},
+                  "persistent_volume_claim_retention_policy": {"when_deleted": "Retain" if protect else "Delete",
+                                                                "when_scaled": "Retain"},
+                  "template": {"metadata": {"labels": lbl, "annotations": {"checksum/config": _checksum(text)}},
+                               "spec": pod},
+                  "volume_claim_templates": [{"metadata": {"name": "data", "labels": lbl}, "spec": pvc}]},
+            opts=self._opts(cm, cert, headless, self.credentials, protect=protect, retain_on_delete=protect))
+        if n > 1:
+            self._pdb("elasticsearch", ns, lbl, sel, sts)
+        clients = [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("logstash", "kibana", "setup")]
+        if a.get("monitoring_namespace"):
+            clients.append(_ns_peer(a["monitoring_namespace"], {"app.kubernetes.io/name": "grafana"}))
+        egress = [{"to": [{"pod_selector": {"match_labels": sel}}], "ports": _tcp(lc.ES_TRANSPORT_PORT)}]
+        if a.get("snapshot_bucket"):
+            egress.append({"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
+                           "ports": _tcp(443)})
+        self._netpol("elasticsearch", ns, lbl, sel,
+                     [{"from": clients, "ports": _tcp(lc.ES_HTTP_PORT)},
+                      {"from": [{"pod_selector": {"match_labels": sel}}], "ports": _tcp(lc.ES_TRANSPORT_PORT)}],
+                     egress)
+        return sts
+
+    def _es_egress(self) -> dict:
+        return {"to": [{"pod_selector": {"match_labels": self._labels("elasticsearch")[1]}}],
+                "ports": _tcp(lc.ES_HTTP_PORT)}
+
+    # ------------------------------------------------------------------ setup job
+    def _setup(self):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("setup")
+        files = lc.setup_files(int(a["retention_days"]), int(a["elasticsearch_replicas"]), a.get("snapshot_bucket"))
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-es-setup", metadata=common.meta("elasticsearch-setup", ns, lbl),
+                                   data=files, opts=self._opts())
+        sa = self._sa("elasticsearch-setup", ns, lbl)
+        secret = self.credentials.metadata.name
+        env = [{"name": "ES_URL", "value": self.es_url}, {"name": "HOME", "value": "/tmp"},
+               {"name": "ILM_POLICY", "value": lc.ILM_POLICY},
+               {"name": "WRITER_ROLE", "value": lc.WRITER_ROLE}, {"name": "READER_ROLE", "value": lc.READER_ROLE},
+               {"name": "WRITER_USER", "value": lc.WRITER_USER}, {"name": "READER_USER", "value": lc.READER_USER},
+               common.secret_env("ELASTIC_PASSWORD", secret, "elastic-password"),
+               common.secret_env("WRITER_PASSWORD", secret, "writer-password"),
+               common.secret_env("READER_PASSWORD", secret, "reader-password"),
+               common.secret_env("KIBANA_SYSTEM_PASSWORD", secret, "kibana-system-password")]
+        container = self._container(
+            "setup", images.ELASTICSEARCH, a["resources"]["setup"], command=["bash", "/setup/setup.sh"], env=env,
+            volume_mounts=[common.mount("setup", "/setup", read_only=True), common.mount("tmp", "/tmp")])
+        job = k8s.batch.v1.Job(
+            f"{self._name}-es-setup", metadata=common.meta("elasticsearch-setup", ns, lbl),
+            spec={"backoff_limit": 6, "active_deadline_seconds": 1200, "ttl_seconds_after_finished": 86400,
+                  "template": {"metadata": {"labels": lbl, "annotations": {
+                      "checksum/setup": _checksum(*(files[k] for k in sorted(files)))}},
+                      "spec": common.restricted_pod_spec(
+                          service_account=sa.metadata.name, containers=[container], restart_policy="Never",
+                          volumes=[{"name": "setup", "config_map": {"name": cm.metadata.name}},
+                                   common.empty_dir("tmp", "16Mi")])}},
+            # a Job's template is immutable: a changed setup replaces (and re-runs) the Job.
+            opts=self._opts(self.elasticsearch, cm, delete_before_replace=True))
+        self._netpol("elasticsearch-setup", ns, lbl, sel, [], [self._es_egress()])
+        return job
+
+    # ------------------------------------------------------------------ logstash
+    def _logstash(self):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("logstash")
+        n = int(a["logstash_replicas"])
+        files = {"logstash.yml": lc.logstash_yml(), "pipelines.yml": lc.pipelines_yml(),
+                 "new-api.conf": lc.logstash_pipeline(a["environment"])}
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-logstash", metadata=common.meta("logstash", ns, lbl),
+                                   data=files, opts=self._opts())
+        sa = self._sa("logstash", ns, lbl)
+        secret = self.credentials.metadata.name
+        settings = "/usr/share/logstash/config"
+        container = self._container(
+            "logstash", images.LOGSTASH, a["resources"]["logstash"], ephemeral="256Mi",
+            # Run logstash directly: the image's entrypoint rewrites logstash.yml from the
+            # environment, which a read-only root filesystem does not allow.
+            command=["/usr/share/logstash/bin/logstash"],
+            env=[{"name": "LS_JAVA_OPTS", "value": f"-Xms{a['logstash_heap']} -Xmx{a['logstash_heap']}"},
+                 {"name": "ES_HOSTS", "value": self.es_url},
+                 common.secret_env("ES_USER", secret, "writer-user"),
+                 common.secret_env("ES_PASSWORD", secret, "writer-password")],
+            ports=[{"name": "beats", "container_port": lc.BEATS_PORT, "protocol": "TCP"},
+                   {"name": "api", "container_port": lc.LOGSTASH_API_PORT, "protocol": "TCP"}],
+            volume_mounts=[common.mount("config", f"{settings}/logstash.yml", read_only=True, sub_path="logstash.yml"),
+                           common.mount("config", f"{settings}/pipelines.yml", read_only=True,
+                                        sub_path="pipelines.yml"),
+                           common.mount("config", "/usr/share/logstash/pipeline/new-api.conf", read_only=True,
+                                        sub_path="new-api.conf"),
+                           common.mount("data", "/usr/share/logstash/data"), common.mount("tmp", "/tmp")],
+            startup_probe=common.http_probe("/", "api", period=10, timeout=5, failures=30),
+            readiness_probe=common.http_probe("/_node/pipelines/new-api", "api", period=10, timeout=5, failures=3),
+            liveness_probe=common.tcp_probe("api", period=20, timeout=5, failures=3))
+        pod = common.restricted_pod_spec(
+            service_account=sa.metadata.name, containers=[container], termination_grace_seconds=60,
+            spread_labels=sel if n > 1 else None,
+            volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
+                     common.empty_dir("data", "1Gi"), common.empty_dir("tmp", "256Mi")])
+        dep = k8s.apps.v1.Deployment(
+            f"{self._name}-logstash", metadata=common.meta("logstash", ns, lbl),
+            spec={"replicas": n, "selector": {"match_labels": sel},
+                  "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+                  "template": {"metadata": {"labels": lbl, "annotations": {
+                      "checksum/config": _checksum(*files.values())}}, "spec": pod}},
+            opts=self._opts(cm, self.setup_job))
+        k8s.core.v1.Service(f"{self._name}-logstash", metadata=common.meta("logstash", ns, lbl),
+                            spec={"type": "ClusterIP", "selector": sel, "ports": [
+                                {"name": "beats", "port": lc.BEATS_PORT, "target_port": "beats"}]},
+                            opts=self._opts())
+        if n > 1:
+            self._pdb("logstash", ns, lbl, sel, dep)
+        self._netpol("logstash", ns, lbl, sel,
+                     [{"from": [_ns_peer(a["agent_namespace"], self._labels("filebeat")[1])],
+                       "ports": _tcp(lc.BEATS_PORT)}],
+                     [self._es_egress()])
+        return dep
+
+    # ------------------------------------------------------------------ kibana
+    def _kibana(self):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("kibana")
+        keys = {}
+        for key in ("security", "saved-objects", "reporting"):
+            res = random.RandomPassword(f"{self._name}-kibana-{key}-key", length=48, special=False,
+                                        opts=self._opts())
+            keys[key] = pulumi.Output.secret(res.result)
+        secret = k8s.core.v1.Secret(f"{self._name}-kibana", metadata=common.meta("kibana-encryption-keys", ns, lbl),
+                                    type="Opaque", string_data=pulumi.Output.secret(pulumi.Output.all(**keys)),
+                                    opts=self._opts())
+        sa = self._sa("kibana", ns, lbl)
+        heap_mb = max(256, int(common.parse_quantity(a["resources"]["kibana"]["memory_limit"]) / 2**20 * 0.6))
+        container = self._container(
+            "kibana", images.KIBANA, a["resources"]["kibana"],
+            env=[{"name": "ELASTICSEARCH_HOSTS", "value": f'["{self.es_url}"]'},
+                 {"name": "ELASTICSEARCH_USERNAME", "value": "kibana_system"},
+                 common.secret_env("ELASTICSEARCH_PASSWORD", self.credentials.metadata.name, "kibana-system-password"),
+                 common.secret_env("XPACK_SECURITY_ENCRYPTIONKEY", secret.metadata.name, "security"),
+                 common.secret_env("XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY", secret.metadata.name, "saved-objects"),
+                 common.secret_env("XPACK_REPORTING_ENCRYPTIONKEY", secret.metadata.name, "reporting"),
+                 {"name": "SERVER_HOST", "value": "0.0.0.0"},
+                 {"name": "PATH_DATA", "value": "/usr/share/kibana/data"},
+                 {"name": "TELEMETRY_OPTIN", "value": "false"},
+                 {"name": "TELEMETRY_ALLOWCHANGINGOPTINSTATUS", "value": "false"},
+                 {"name": "NODE_OPTIONS", "value": f"--max-old-space-size={heap_mb}"}],
+            ports=[{"name": "http", "container_port": lc.KIBANA_PORT, "protocol": "TCP"}],
+            volume_mounts=[common.mount("data", "/usr/share/kibana/data"), common.mount("tmp", "/tmp")],
+            startup_probe=common.http_probe("/login", "http", period=10, timeout=5, failures=60),
+            readiness_probe=common.http_probe("/login", "http", period=10, timeout=5, failures=3),
+            liveness_probe=common.tcp_probe("http", period=20, timeout=5, failures=3))
+        dep = k8s.apps.v1.Deployment(
+            f"{self._name}-kibana", metadata=common.meta("kibana", ns, lbl),
+            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {"metadata": {"labels": lbl},
+                  "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container],
+                                                     volumes=[common.empty_dir("data", "1Gi"),
+                                                              common.empty_dir("tmp", "256Mi")])}},
+            opts=self._opts(secret, self.setup_job))
+        k8s.core.v1.Service(f"{self._name}-kibana", metadata=common.meta("kibana", ns, lbl),
+                            spec={"type": "ClusterIP", "selector": sel,
+                                  "ports": [{"name": "http", "port": lc.KIBANA_PORT, "target_port": "http"}]},
+                            opts=self._opts())
+        self._netpol("kibana", ns, lbl, sel, [{"from": [{"pod_selector": {}}], "ports": _tcp(lc.KIBANA_PORT)}],
+                     [self._es_egress()])
+        self.kibana = dep
+
+    # ------------------------------------------------------------------ filebeat
+    def _filebeat(self):
+        a, ns = self._a, self._a["agent_namespace"]
+        lbl, sel = self._labels("filebeat")
+        text = lc.filebeat_yml(app_namespace=a["app_namespace"], app_name=a["app_name"],
+                               environment=a["environment"],
+                               logstash_host=f"logstash.{a['namespace']}.svc:{lc.BEATS_PORT}")
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-filebeat", metadata=common.meta("filebeat", ns, lbl),
+                                   data={"filebeat.yml": text}, opts=self._opts())
+        sa = self._sa("filebeat", ns, lbl)
+        role_name = f"{ns}-filebeat"
+        role = k8s.rbac.v1.ClusterRole(
+            f"{self._name}-filebeat", metadata=common.meta(role_name, None, lbl),
+            rules=[{"api_groups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": ["get", "list", "watch"]},
+                   {"api_groups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
+                   {"api_groups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]}],
+            opts=self._opts())
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{self._name}-filebeat", metadata=common.meta(role_name, None, lbl),
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+            subjects=[{"kind": "ServiceAccount", "name": "filebeat", "namespace": ns}], opts=self._opts(role))
+        container = self._container(
+            "filebeat", images.FILEBEAT, a["resources"]["filebeat"],
+            args=["-c", "/etc/filebeat/filebeat.yml", "-e"],
+            env=[common.field_env("NODE_NAME", "spec.nodeName")],
+            ports=[{"name": "http", "container_port": lc.FILEBEAT_HTTP_PORT, "protocol": "TCP"}],
+            volume_mounts=[common.mount("config", "/etc/filebeat", read_only=True),
+                           common.mount("data", "/usr/share/filebeat/data"),
+                           common.mount("varlogcontainers", "/var/log/containers", read_only=True),
+                           common.mount("varlogpods", "/var/log/pods", read_only=True)],
+            readiness_probe=common.http_probe("/stats", "http", period=15, timeout=5, failures=3),
+            liveness_probe=common.http_probe("/", "http", period=30, timeout=5, failures=3))
+        pod = common.restricted_pod_spec(
+            service_account=sa.metadata.name, containers=[container], automount_token=True,
+            termination_grace_seconds=30,
+            volumes=[{"name": "config", "config_map": {"name": cm.metadata.name, "default_mode": 0o444}},
+                     # Registry on an emptyDir: a restart re-reads recent files, and
+                     # Logstash's fingerprint ids turn the re-sends into overwrites.
+                     common.empty_dir("data", "256Mi"),
+                     {"name": "varlogcontainers", "host_path": {"path": "/var/log/containers", "type": "Directory"}},
+                     {"name": "varlogpods", "host_path": {"path": "/var/log/pods", "type": "Directory"}}])
+        # Container logs are 0640 root:root; group 0 as a supplemental group reads them
+        # without running as root.
+        pod["security_context"]["supplemental_groups"] = [0]
+        pod["tolerations"] = [{"operator": "Exists", "effect": "NoSchedule"}]
+        exemption = common.exemption_annotations(FILEBEAT_EXEMPTION, FILEBEAT_REASON)
+        ds = k8s.apps.v1.DaemonSet(
+            f"{self._name}-filebeat", metadata=common.meta("filebeat", ns, lbl, exemption),
+            spec={"selector": {"match_labels": sel},
+                  "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": "10%"}},
+                  "template": {"metadata": {"labels": lbl, "annotations": {
+                      **exemption, "checksum/config": _checksum(text)}}, "spec": pod}},
+            opts=self._opts(cm, self.logstash))
+        self._netpol("filebeat", ns, lbl, sel, [],
+                     [{"to": [_ns_peer(a["namespace"], self._labels("logstash")[1])], "ports": _tcp(lc.BEATS_PORT)},
+                      {"to": [{"ip_block": {"cidr": c}} for c in a["api_server_cidrs"]], "ports": _tcp(443, 6443)}])
+        return ds

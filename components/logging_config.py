@@ -1,0 +1,368 @@
+"""Elasticsearch, Logstash, Filebeat configuration and the Elasticsearch setup as code.
+
+Pure functions: the ``Logging`` component writes exactly their output into ConfigMaps,
+and the tests run the very grok patterns below (pygrok, Logstash's pattern library)
+against New API's real log lines (NEWAPI-CONTRACT.md §5).
+
+New API logs plain text, not JSON (seed notes §4 #29, §5.7 #52, #55):
+
+    [GIN] 2006/01/02 - 15:04:05 | <route_tag> | <request-id> | %3d | %13v | %15s | %7s <path>
+    [INFO] 2006/01/02 - 15:04:05 | <request-id or SYSTEM> | message      (also WARN, ERR, DEBUG)
+    [SYS] 2006/01/02 - 15:04:05 | message
+    [FATAL] 2006/01/02 - 15:04:05 | [message]
+
+Status, latency, client IP and method are right-aligned (``%3d``, ``%13v``, ``%15s``,
+``%7s``), so the separators carry a variable run of spaces. Timestamps have no offset;
+the app runs with ``TZ=UTC`` and the date filter says so. Only lines that start with
+``{`` go through the seed's ``json`` filter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from .monitoring_config import dump
+
+LOG_INDEX_PREFIX = "new-api-logs"
+LOG_INDEX = LOG_INDEX_PREFIX + "-%{+YYYY.MM.dd}"
+ILM_POLICY = "new-api-logs"
+BEATS_PORT = 5044
+LOGSTASH_API_PORT = 9600
+ES_HTTP_PORT = 9200
+ES_TRANSPORT_PORT = 9300
+KIBANA_PORT = 5601
+FILEBEAT_HTTP_PORT = 5066
+
+WRITER_USER = "logstash_writer"
+READER_USER = "new_api_logs_reader"
+WRITER_ROLE = "new_api_logs_writer"
+READER_ROLE = "new_api_logs_reader"
+
+#: Custom grok patterns (also handed to Logstash as ``pattern_definitions``).
+PATTERN_DEFINITIONS = {
+    "NEWAPI_TS": r"%{YEAR}/%{MONTHNUM}/%{MONTHDAY} - %{TIME}",
+    "GO_DURATION": r"(?:[0-9]+(?:\.[0-9]+)?(?:h|ms|µs|us|ns|m|s))+",
+}
+
+#: One pattern per line kind, tried in order.
+GROK_PATTERNS = [
+    # [GIN] access log: spaces before right-aligned fields; request id may be empty.
+    r"^\[GIN\] %{NEWAPI_TS:timestamp} \| %{DATA:route_tag} \| %{DATA:request_id} \| +%{INT:status} \| "
+    r"+%{GO_DURATION:latency} \| +%{DATA:client_ip} \| +%{WORD:method} %{GREEDYDATA:path}$",
+    # [INFO]/[WARN]/[ERR]/[DEBUG] application log with request id (or SYSTEM).
+    r"^\[(?<level>INFO|WARN|ERR|DEBUG)\] %{NEWAPI_TS:timestamp} \| %{DATA:request_id} \| "
+    r"%{GREEDYDATA:log_message}$",
+    # [SYS]/[FATAL] system log.
+    r"^\[(?<level>SYS|FATAL)\] %{NEWAPI_TS:timestamp} \| %{GREEDYDATA:log_message}$",
+]
+
+#: Go duration -> milliseconds (the Ruby filter below and the tests use these).
+DURATION_REGEX = r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)"
+DURATION_UNITS_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+#: First line of an event: New API's own prefixes (Filebeat multiline; seed 000's
+#: ``^\d{4}-\d{2}-\d{2}`` never matches New API's lines and glued everything together).
+MULTILINE_PATTERN = r"^\[(SYS|INFO|WARN|ERR|DEBUG|FATAL|GIN)[\]-]"
+
+LEVELS = {"err": "error", "sys": "info", "fatal": "fatal", "warn": "warn", "info": "info", "debug": "debug"}
+
+
+def _ruby_duration() -> str:
+    units = ", ".join(f'"{k}" => {v!r}' for k, v in DURATION_UNITS_MS.items())
+    return (f"units = {{ {units} }}; d = event.get('latency'); "
+            f"if d then ms = 0.0; d.scan(/{DURATION_REGEX}/) {{ |n, u| ms += n.to_f * units[u] }}; "
+            "event.set('latency_ms', ms.round(3)) end")
+
+
+def _lit(value: str) -> str:
+    """A Logstash config string literal (double-quoted, escapes for quotes and backslashes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def logstash_pipeline(environment: str) -> str:
+    """The seed 000 pipeline (beats 5044 -> parse -> date -> cleanup -> daily index),
+    rewritten for New API's plain-text lines. Credentials come from the environment
+    (``${ES_USER}``/``${ES_PASSWORD}`` from a Secret). No ``stdout`` output (§5.7 #54)."""
+    patterns = "\n".join(f"          {_lit(p)}," for p in GROK_PATTERNS).rstrip(",")
+    defs = "\n".join(f"        {_lit(k)} => {_lit(v)}" for k, v in PATTERN_DEFINITIONS.items())
+    level_map = "\n".join(
+        f'    if [level] == "{k}" {{ mutate {{ replace => {{ "level" => "{v}" }} }} }}'
+        for k, v in LEVELS.items() if k != v)
+    return f"""input {{
+  beats {{
+    port => {BEATS_PORT}
+  }}
+}}
+
+filter {{
+  if [service] == "new-api" {{
+    if [message] =~ /^\\{{/ {{
+      json {{
+        source => "message"
+      }}
+    }} else {{
+      grok {{
+        pattern_definitions => {{
+{defs}
+        }}
+        match => {{
+          "message" => [
+{patterns}
+          ]
+        }}
+        tag_on_failure => ["_newapi_grokfailure"]
+      }}
+      if [route_tag] {{
+        mutate {{ add_field => {{ "log_type" => "access" "level" => "info" }} }}
+      }} else if [timestamp] {{
+        mutate {{ add_field => {{ "log_type" => "app" }} }}
+      }}
+    }}
+    if [level] {{
+      mutate {{ lowercase => ["level"] }}
+    }}
+{level_map}
+    if [timestamp] {{
+      date {{
+        match => ["timestamp", "yyyy/MM/dd - HH:mm:ss"]
+        timezone => "UTC"
+        remove_field => ["timestamp"]
+      }}
+    }}
+    if [latency] {{
+      ruby {{
+        code => {_lit(_ruby_duration())}
+      }}
+    }}
+    if [log_message] {{
+      mutate {{
+        replace => {{ "message" => "%{{log_message}}" }}
+      }}
+    }}
+    if [status] {{
+      mutate {{ convert => {{ "status" => "integer" }} }}
+    }}
+    mutate {{
+      remove_field => ["@version", "latency", "log_message"]
+    }}
+  }}
+  if [kubernetes][container][name] {{
+    mutate {{
+      add_field => {{ "container_name" => "%{{[kubernetes][container][name]}}" }}
+    }}
+  }}
+  if ![environment] {{
+    mutate {{ add_field => {{ "environment" => "{environment}" }} }}
+  }}
+  # Idempotent ids: a Filebeat restart (its registry is on an emptyDir) re-ships lines;
+  # the same line at the same offset of the same file overwrites instead of duplicating.
+  fingerprint {{
+    source => ["[log][file][path]", "[log][offset]", "[event][original]", "message"]
+    concatenate_sources => true
+    method => "SHA256"
+    target => "[@metadata][doc_id]"
+  }}
+}}
+
+output {{
+  elasticsearch {{
+    hosts => ["${{ES_HOSTS}}"]
+    user => "${{ES_USER}}"
+    password => "${{ES_PASSWORD}}"
+    index => "{LOG_INDEX}"
+    document_id => "%{{[@metadata][doc_id]}}"
+    manage_template => false
+    ilm_enabled => false
+  }}
+}}
+"""
+
+
+def logstash_yml() -> str:
+    return dump({
+        "http.host": "0.0.0.0",
+        "api.http.port": LOGSTASH_API_PORT,
+        "path.data": "/usr/share/logstash/data",
+        "pipeline.ecs_compatibility": "disabled",
+        "xpack.monitoring.enabled": False,
+        "log.format": "plain",
+    })
+
+
+def pipelines_yml() -> str:
+    return dump([{"pipeline.id": "new-api", "path.config": "/usr/share/logstash/pipeline/new-api.conf",
+                  "pipeline.workers": 1, "queue.type": "memory"}])
+
+
+def elasticsearch_yml(*, replicas: int, statefulset: str, headless: str, allow_mmap: bool) -> str:
+    """elasticsearch.yml: security on, transport TLS from cert-manager certificates,
+    single-node discovery in dev, three master-eligible nodes in prod."""
+    cfg: dict = {
+        "cluster.name": "new-api-logs",
+        "node.name": "${POD_NAME}",
+        "network.host": "0.0.0.0",
+        "http.port": ES_HTTP_PORT,
+        "transport.port": ES_TRANSPORT_PORT,
+        "path.data": "/usr/share/elasticsearch/data",
+        "path.logs": "/usr/share/elasticsearch/logs",
+        "node.store.allow_mmap": allow_mmap,
+        "xpack.security.enabled": True,
+        "xpack.security.enrollment.enabled": False,
+        "xpack.security.transport.ssl.enabled": True,
+        "xpack.security.transport.ssl.verification_mode": "certificate",
+        "xpack.security.transport.ssl.key": "certs/tls.key",
+        "xpack.security.transport.ssl.certificate": "certs/tls.crt",
+        "xpack.security.transport.ssl.certificate_authorities": ["certs/ca.crt"],
+        "xpack.security.http.ssl.enabled": False,
+        "xpack.ml.enabled": False,
+        "ingest.geoip.downloader.enabled": False,
+    }
+    if replicas == 1:
+        cfg["discovery.type"] = "single-node"
+    else:
+        cfg["discovery.seed_hosts"] = [headless]
+        cfg["cluster.initial_master_nodes"] = [f"{statefulset}-{i}" for i in range(replicas)]
+    return dump(cfg)
+
+
+def ilm_policy(retention_days: int) -> dict:
+    """Seed backup matrix: logs kept 180 days in prod; dev 7 (seed notes §4 #33, §5.7 #56).
+    Daily indices without rollover: ``min_age`` counts from index creation."""
+    phases: dict = {"hot": {"min_age": "0ms", "actions": {"set_priority": {"priority": 100}}}}
+    if retention_days > 14:
+        phases["warm"] = {"min_age": "7d", "actions": {"set_priority": {"priority": 50}, "readonly": {},
+                                                       "forcemerge": {"max_num_segments": 1}}}
+    phases["delete"] = {"min_age": f"{retention_days}d", "actions": {"delete": {}}}
+    return {"policy": {"phases": phases, "_meta": {"managed_by": "pulumi", "project": "new-api"}}}
+
+
+def index_template(replicas: int) -> dict:
+    return {
+        "index_patterns": [f"{LOG_INDEX_PREFIX}-*"],
+        "priority": 200,
+        "template": {
+            "settings": {"index.lifecycle.name": ILM_POLICY, "number_of_shards": 1,
+                         "number_of_replicas": 0 if replicas == 1 else 1},
+            "mappings": {"properties": {
+                "@timestamp": {"type": "date"},
+                "level": {"type": "keyword"}, "log_type": {"type": "keyword"},
+                "service": {"type": "keyword"}, "environment": {"type": "keyword"},
+                "status": {"type": "integer"}, "latency_ms": {"type": "float"},
+                "client_ip": {"type": "ip", "ignore_malformed": True},
+                "method": {"type": "keyword"}, "path": {"type": "keyword", "ignore_above": 2048},
+                "request_id": {"type": "keyword"}, "route_tag": {"type": "keyword"},
+                "container_name": {"type": "keyword"}, "message": {"type": "text"},
+            }},
+        },
+        "_meta": {"managed_by": "pulumi"},
+    }
+
+
+def roles() -> dict:
+    pattern = [f"{LOG_INDEX_PREFIX}-*"]
+    return {
+        WRITER_ROLE: {"cluster": ["monitor"],
+                      "indices": [{"names": pattern, "privileges": ["create_doc", "create_index", "index",
+                                                                    "view_index_metadata"]}]},
+        READER_ROLE: {"indices": [{"names": pattern, "privileges": ["read", "view_index_metadata"]}]},
+    }
+
+
+def snapshot_settings(bucket: str, base_path: str = "elasticsearch") -> tuple[dict, dict]:
+    repo = {"type": "s3", "settings": {"bucket": bucket, "base_path": base_path, "server_side_encryption": True}}
+    slm = {"schedule": "0 30 1 * * ?", "name": "<new-api-logs-{now/d}>", "repository": "backups",
+           "config": {"indices": [f"{LOG_INDEX_PREFIX}-*"], "include_global_state": False},
+           "retention": {"expire_after": "30d", "min_count": 5, "max_count": 50}}
+    return repo, slm
+
+
+#: The setup Job's script: idempotent PUTs (ILM policy, index template, roles, users,
+#: kibana_system password, optional snapshot repository + SLM). Bodies are files from a
+#: ConfigMap; passwords come from the environment (Secrets) and are alphanumeric.
+SETUP_SCRIPT = r"""
+set -eu
+auth="elastic:${ELASTIC_PASSWORD}"
+i=0
+until [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$auth" "$ES_URL/_cluster/health?wait_for_status=yellow&timeout=10s")" = 200 ]; do
+  i=$((i+1)); [ "$i" -ge 60 ] && { echo "Elasticsearch not healthy at $ES_URL"; exit 1; }
+  sleep 5
+done
+call() {
+  method=$1; path=$2; body=$3
+  code=$(curl -s -o /tmp/reply -w '%{http_code}' -u "$auth" -X "$method" -H 'Content-Type: application/json' \
+    "$ES_URL/$path" --data-binary "$body")
+  if [ "$code" -ge 300 ]; then echo "$method $path failed: $code $(cat /tmp/reply)"; exit 1; fi
+  echo "$method $path: $code"
+}
+call PUT "_ilm/policy/$ILM_POLICY" @/setup/ilm-policy.json
+call PUT "_index_template/$ILM_POLICY" @/setup/index-template.json
+call PUT "_security/role/$WRITER_ROLE" @/setup/role-writer.json
+call PUT "_security/role/$READER_ROLE" @/setup/role-reader.json
+call PUT "_security/user/$WRITER_USER" "{\"password\":\"$WRITER_PASSWORD\",\"roles\":[\"$WRITER_ROLE\"]}"
+call PUT "_security/user/$READER_USER" "{\"password\":\"$READER_PASSWORD\",\"roles\":[\"$READER_ROLE\"]}"
+call POST "_security/user/kibana_system/_password" "{\"password\":\"$KIBANA_SYSTEM_PASSWORD\"}"
+if [ -f /setup/snapshot-repository.json ]; then
+  call PUT "_snapshot/backups" @/setup/snapshot-repository.json
+  call PUT "_slm/policy/nightly-snapshots" @/setup/slm-policy.json
+fi
+echo "setup complete"
+""".strip()
+
+
+def setup_files(retention_days: int, replicas: int, snapshot_bucket: Optional[str]) -> dict[str, str]:
+    r = roles()
+    files = {
+        "setup.sh": SETUP_SCRIPT,
+        "ilm-policy.json": json.dumps(ilm_policy(retention_days), indent=1, sort_keys=True),
+        "index-template.json": json.dumps(index_template(replicas), indent=1, sort_keys=True),
+        "role-writer.json": json.dumps(r[WRITER_ROLE], indent=1, sort_keys=True),
+        "role-reader.json": json.dumps(r[READER_ROLE], indent=1, sort_keys=True),
+    }
+    if snapshot_bucket:
+        repo, slm = snapshot_settings(snapshot_bucket)
+        files["snapshot-repository.json"] = json.dumps(repo, indent=1, sort_keys=True)
+        files["slm-policy.json"] = json.dumps(slm, indent=1, sort_keys=True)
+    return files
+
+
+def filebeat_yml(*, app_namespace: str, app_name: str, environment: str, logstash_host: str) -> str:
+    """Filebeat with Kubernetes autodiscover (seed notes §5.7 #53: no ``log``/``docker``
+    inputs, stdout via /var/log/containers), New API's multiline rule, output to Logstash."""
+    def template(condition: dict, fields: dict, multiline: bool) -> dict:
+        parsers: list = [{"container": {"stream": "all", "format": "auto"}}]
+        if multiline:
+            parsers.append({"multiline": {"type": "pattern", "pattern": MULTILINE_PATTERN,
+                                          "negate": True, "match": "after", "max_lines": 200, "timeout": "5s"}})
+        return {"condition": condition, "config": [{
+            "type": "filestream",
+            "id": "container-${data.kubernetes.container.id}",
+            "paths": ["/var/log/containers/*-${data.kubernetes.container.id}.log"],
+            "prospector.scanner.symlinks": True,
+            "parsers": parsers,
+            "fields": fields, "fields_under_root": True,
+            "ignore_older": "48h",
+        }]}
+
+    is_app = {"and": [{"equals": {"kubernetes.namespace": app_namespace}},
+                      {"equals": {"kubernetes.labels.app_kubernetes_io/name": app_name}}]}
+    others = {"and": [{"equals": {"kubernetes.namespace": app_namespace}},
+                      {"not": {"equals": {"kubernetes.labels.app_kubernetes_io/name": app_name}}}]}
+    return dump({
+        "filebeat.autodiscover": {"providers": [{
+            "type": "kubernetes", "node": "${NODE_NAME}", "scope": "node",
+            "add_resource_metadata": {"deployment": True},
+            "templates": [
+                template(is_app, {"service": "new-api", "environment": environment}, multiline=True),
+                template(others, {"service": "${data.kubernetes.labels.app_kubernetes_io/name}",
+                                  "environment": environment}, multiline=False),
+            ],
+        }]},
+        "processors": [{"add_host_metadata": {"when.not.contains.tags": "forwarded"}}],
+        "output.logstash": {"hosts": [logstash_host], "loadbalance": True},
+        "http": {"enabled": True, "host": "0.0.0.0", "port": FILEBEAT_HTTP_PORT},
+        "path.data": "/usr/share/filebeat/data",
+        "logging.level": "info",
+        "logging.to_stderr": True,
+        "logging.to_files": False,
+    })

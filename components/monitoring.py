@@ -1,0 +1,852 @@
+"""``Monitoring``: Prometheus, Alertmanager, Grafana, exporters and the SLO alerting of
+New API (issue 5; seed 000 §13.5, seed 004 chapters 2-4)."""
+
+
+import hashlib
+import ipaddress
+import json
+from typing import Any, Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from . import common, dashboards, images
+from . import monitoring_config as mc
+
+MODES = ("standalone", "operator")
+WORKLOADS = ("prometheus", "alertmanager", "grafana", "node_exporter", "kube_state_metrics", "blackbox",
+             "adapter")
+DEFAULT_RESOURCES: dict[str, dict] = {
+    "prometheus": {"cpu_request": "500m", "memory_request": "2Gi", "memory_limit": "4Gi"},
+    "alertmanager": {"cpu_request": "50m", "memory_request": "64Mi", "memory_limit": "256Mi"},
+    "grafana": {"cpu_request": "100m", "memory_request": "256Mi", "memory_limit": "512Mi"},
+    "node_exporter": {"cpu_request": "50m", "memory_request": "64Mi", "memory_limit": "128Mi"},
+    "kube_state_metrics": {"cpu_request": "50m", "memory_request": "128Mi", "memory_limit": "256Mi"},
+    "blackbox": {"cpu_request": "20m", "memory_request": "32Mi", "memory_limit": "64Mi"},
+    "adapter": {"cpu_request": "50m", "memory_request": "128Mi", "memory_limit": "256Mi"},
+}
+"""Production sizes; a dev stack shrinks them through config."""
+PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+#: Node-exporter needs the host's network, PID namespace and read-only root/proc/sys.
+NODE_EXPORTER_EXEMPTION = ("K8S-009", "K8S-010")
+API_CLIENT_EXEMPTION = ("K8S-015",)
+NODE_EXPORTER_REASON = ("node-exporter reads host metrics: hostNetwork and hostPID for the node's own "
+                        "network and process counters, read-only hostPath /, /proc and /sys")
+KSM_RESOURCES = {
+    "": ["endpoints", "namespaces", "nodes", "persistentvolumeclaims", "persistentvolumes", "pods", "services"],
+    "apps": ["daemonsets", "deployments", "replicasets", "statefulsets"],
+    "batch": ["cronjobs", "jobs"],
+    "autoscaling": ["horizontalpodautoscalers"],
+    "policy": ["poddisruptionbudgets"],
+}
+"""What kube-state-metrics lists: everything it reports on except Secrets and ConfigMaps
+(K8S-048: no cluster-wide read of secrets)."""
+
+
+class ReceiversArgs(TypedDict, total=False):
+    email_to: list[str]
+    """Recipients of every alert e-mail (none: no e-mail)."""
+    email_from: str
+    """Sender address."""
+    smarthost: str
+    """SMTP server host:port (seed: smtp.gmail.com:587; STARTTLS required)."""
+    smtp_username: str
+    """SMTP user (its password is ``smtp_password``)."""
+    slack_channel: str
+    """Slack channel of critical alerts (seed: #alerts)."""
+
+
+class MonitoringArgs(TypedDict, total=False):
+    namespace: str
+    """Namespace of Prometheus, Alertmanager, Grafana, kube-state-metrics (restricted; must exist)."""
+    agent_namespace: str
+    """Namespace of node-exporter (Pod Security ``privileged``; must exist)."""
+    app_namespace: str
+    """Namespace of New API and its datastores' exporters."""
+    app_service: str
+    """New API's serving Service (probe target, ingress-nginx ``service`` label); default new-api."""
+    app_service_port: int
+    """Its port (default 80)."""
+    ingress_name: str
+    """The app's Ingress (RPS metric object); default new-api."""
+    ingress_namespace: str
+    """Namespace of the ingress-nginx controller (RED metrics on :10254)."""
+    cluster_name: str
+    """``cluster`` external label (Alertmanager groups and inhibits on it)."""
+    mode: str
+    """``standalone`` (default: deploy Prometheus and Alertmanager) or ``operator`` (emit
+    PodMonitor/ServiceMonitor/PrometheusRule/AlertmanagerConfig for an existing Prometheus Operator)."""
+    operator_selector_labels: dict[str, str]
+    """Labels the operator's Prometheus selects monitors and rules by (default release=kube-prometheus-stack)."""
+    operator_prometheus_url: str
+    """Operator mode: the existing Prometheus URL (Grafana datasource)."""
+    operator_alertmanager_url: str
+    """Operator mode: the existing Alertmanager URL (Grafana datasource)."""
+    retention: str
+    """TSDB retention time (seed 000: 200h)."""
+    retention_size: str
+    """TSDB size cap (e.g. 8GB; keep below the volume size); empty for none."""
+    storage_size: str
+    """Prometheus volume size (default 20Gi)."""
+    storage_class: str
+    """StorageClass of the volumes (default: the cluster default)."""
+    alertmanager_replicas: int
+    """Alertmanager replicas (default 2, a gossip cluster with a PDB)."""
+    grafana: bool
+    """Deploy Grafana (default true)."""
+    receivers: ReceiversArgs
+    """Where alerts go (non-secret parts)."""
+    smtp_password: pulumi.Input[str]
+    """SMTP password (secret)."""
+    slack_webhook_url: pulumi.Input[str]
+    """Slack incoming-webhook URL (secret)."""
+    webhook_url: pulumi.Input[str]
+    """Generic webhook URL, e.g. a DingTalk bridge (secret)."""
+    elasticsearch_url: str
+    """Logs datasource URL (the Logging component's), optional."""
+    elasticsearch_namespace: str
+    """Namespace of Elasticsearch (Grafana egress)."""
+    elasticsearch_user: str
+    """Read-only Elasticsearch user of Grafana."""
+    elasticsearch_password: pulumi.Input[str]
+    """Its password (secret)."""
+    node_cidrs: list[str]
+    """Node addresses (node-exporter runs on the host network; default the private ranges)."""
+    api_server_cidrs: list[str]
+    """Kubernetes API server addresses (service discovery egress; default the private ranges)."""
+    adapter: bool
+    """Deploy Prometheus Adapter serving ``new_api_requests_per_second`` (default false)."""
+    rps_per_pod: float
+    """Target requests per second per serving pod for the HPA metric (default 20)."""
+    resources: dict[str, dict[str, str]]
+    """Per-workload overrides of ``DEFAULT_RESOURCES`` (cpu_request, memory_request, memory_limit, cpu_limit)."""
+    slo_min_request_rate: float
+    """Below this rate (req/s) the ratio alerts stay quiet (default 0.1)."""
+    protect: bool
+    """Protect the Prometheus StatefulSet and retain its volume (prod)."""
+
+
+def _checksum(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _validate(args: MonitoringArgs) -> dict:
+    a = dict(args)
+    for key in ("namespace", "agent_namespace", "app_namespace", "ingress_namespace"):
+        common.require(isinstance(a.get(key), str) and common.is_dns_label(a[key]), key,
+                       f"{a.get(key)!r} must be a DNS-1123 label")
+    a.setdefault("mode", "standalone")
+    common.require(a["mode"] in MODES, "mode", f"{a['mode']!r} must be one of {', '.join(MODES)}")
+    if a["mode"] == "operator":
+        for key in ("operator_prometheus_url", "operator_alertmanager_url"):
+            common.require(bool(a.get(key)), key, "is required in operator mode (Grafana's datasources)")
+    a.setdefault("app_service", "new-api")
+    a.setdefault("app_service_port", 80)
+    a.setdefault("ingress_name", "new-api")
+    a.setdefault("cluster_name", a["app_namespace"])
+    a.setdefault("operator_selector_labels", {"release": "kube-prometheus-stack"})
+    a.setdefault("retention", "200h")
+    common.require(bool(__import__("re").fullmatch(r"(\d+[smhdwy])+", a["retention"])), "retention",
+                   f"{a['retention']!r} must be a Prometheus duration such as 200h or 15d")
+    a.setdefault("storage_size", "20Gi")
+    common.parse_quantity(a["storage_size"])
+    a.setdefault("alertmanager_replicas", 2)
+    common.require(1 <= int(a["alertmanager_replicas"]) <= 5, "alertmanager_replicas", "must be 1 to 5")
+    a.setdefault("grafana", True)
+    a.setdefault("adapter", False)
+    a.setdefault("rps_per_pod", 20.0)
+    common.require(float(a["rps_per_pod"]) > 0, "rps_per_pod", "must be positive")
+    a.setdefault("slo_min_request_rate", 0.1)
+    for key in ("node_cidrs", "api_server_cidrs"):
+        a[key] = list(a.get(key) or PRIVATE_CIDRS)
+        for cidr in a[key]:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {cidr!r} is not a CIDR ({exc})") from None
+    given = dict(a.get("resources") or {})
+    unknown = sorted(set(given) - set(WORKLOADS))
+    common.require(not unknown, "resources", f"unknown workloads {unknown}; allowed: {list(WORKLOADS)}")
+    a["resources"] = {w: {**DEFAULT_RESOURCES[w], **(given.get(w) or {})} for w in WORKLOADS}
+    for w, res in a["resources"].items():
+        for field, value in res.items():
+            if value:
+                try:
+                    common.parse_quantity(value)
+                except ValueError as exc:
+                    raise ValueError(f"resources.{w}.{field}: {exc}") from None
+    rec = dict(a.get("receivers") or {})
+    if rec.get("email_to"):
+        for key in ("email_from", "smarthost"):
+            common.require(bool(rec.get(key)), f"receivers.{key}", "is required when receivers.email_to is set")
+    a["receivers"] = rec
+    if a.get("elasticsearch_url"):
+        common.require(bool(a.get("elasticsearch_namespace")), "elasticsearch_namespace",
+                       "is required with elasticsearch_url (Grafana's egress policy)")
+    return a
+
+
+def _res(spec: dict) -> dict:
+    return common.resources(spec["cpu_request"], spec["memory_request"], spec["memory_limit"],
+                            spec.get("cpu_limit") or None)
+
+
+def _container(name: str, image: str, res: dict, *, args: Sequence[str] = (), ports: Sequence[tuple] = (),
+               readiness: Optional[dict] = None, liveness: Optional[dict] = None,
+               startup: Optional[dict] = None, mounts: Sequence[dict] = (), env: Sequence[dict] = ()) -> dict:
+    c: dict = {
+        "name": name, "image": image, "image_pull_policy": "IfNotPresent",
+        "resources": _res(res), "security_context": common.container_security_context(),
+    }
+    if args:
+        c["args"] = list(args)
+    if ports:
+        c["ports"] = [{"name": n, "container_port": p, "protocol": "TCP"} for n, p in ports]
+    if env:
+        c["env"] = list(env)
+    if mounts:
+        c["volume_mounts"] = list(mounts)
+    for key, probe in (("readiness_probe", readiness), ("liveness_probe", liveness), ("startup_probe", startup)):
+        if probe:
+            c[key] = probe
+    return c
+
+
+def _ns_peer(namespace: str, pod_labels: Optional[dict] = None) -> dict:
+    peer: dict = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}}
+    if pod_labels:
+        peer["pod_selector"] = {"match_labels": dict(pod_labels)}
+    return peer
+
+
+def _tcp(*ports: int) -> list:
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Metrics and alerting for New API, creating in ``namespace``:
+
+    - **Prometheus** (standalone mode): a StatefulSet with a volume, retention from args
+      (seed 000: 200h), Kubernetes pod discovery limited to the namespaces it scrapes
+      (a ClusterRole of get/list/watch bound by RoleBindings in those namespaces only),
+      the config and rules as ConfigMaps (:mod:`components.monitoring_config`);
+    - **Alertmanager** (standalone mode): a StatefulSet gossip cluster with a PDB; its
+      config is a Secret (the webhook URL is inline), SMTP and Slack credentials are
+      files from a second Secret (``*_file``); receivers per seed 000;
+    - **blackbox exporter** probing ``GET /api/status`` through the app's Service
+      (``job="new-api"``: New API has no /metrics);
+    - **kube-state-metrics** (no Secret/ConfigMap access) and, in ``agent_namespace``,
+      **node-exporter** (host access by explicit, narrow exemption);
+    - **Grafana** with a generated admin password, sign-up off, provisioned datasources
+      and dashboards (:mod:`components.dashboards`);
+    - optionally **Prometheus Adapter** serving ``new_api_requests_per_second`` through
+      ``custom.metrics.k8s.io`` (its serving certificate from cert-manager);
+    - in ``operator`` mode, PodMonitor/ServiceMonitor/PrometheusRule/AlertmanagerConfig
+      for an existing Prometheus Operator instead of Prometheus and Alertmanager;
+    - a NetworkPolicy per workload.
+    """
+
+    prometheus_url: pulumi.Output[str]
+    """In-cluster URL of Prometheus."""
+    alertmanager_url: pulumi.Output[str]
+    """In-cluster URL of Alertmanager."""
+    grafana_url: pulumi.Output[str]
+    """In-cluster URL of Grafana (``kubectl port-forward svc/grafana 3000``)."""
+    grafana_admin_password: pulumi.Output[str]
+    """Grafana's generated admin password (secret)."""
+    hpa_metric: pulumi.Output[dict[str, Any]]
+    """The autoscaling/v2 metric to add to the serving HPA when the adapter is on ({} otherwise)."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("new-api:index:Monitoring", name, None, opts)
+        a = _validate(args)
+        self._name = name
+        self._a = a
+        ns = a["namespace"]
+        operator = a["mode"] == "operator"
+        self.targets = mc.Targets(
+            app_namespace=a["app_namespace"], app_service=a["app_service"],
+            app_service_port=int(a["app_service_port"]), monitoring_namespace=ns,
+            agent_namespace=a["agent_namespace"], ingress_namespace=a["ingress_namespace"],
+            cluster=a["cluster_name"], alertmanager_replicas=int(a["alertmanager_replicas"]),
+        )
+        self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
+        rec = a["receivers"]
+        self.receivers = mc.Receivers(
+            email_to=tuple(rec.get("email_to") or ()), email_from=rec.get("email_from", ""),
+            smarthost=rec.get("smarthost", ""), smtp_username=rec.get("smtp_username", ""),
+            smtp_password=a.get("smtp_password") is not None, slack_channel=rec.get("slack_channel", "#alerts"),
+            slack=a.get("slack_webhook_url") is not None,
+            webhook_url="" if a.get("webhook_url") is None else "set",
+        )
+        if not self.receivers.any:
+            pulumi.log.warn("Monitoring: no alert receiver configured (receivers.email_to, "
+                            "new-api:alertSlackWebhook or new-api:alertWebhookUrl): alerts reach nobody",
+                            resource=self)
+        self.rules_text = mc.rules_yaml(self.targets, self.slo)
+        self.prometheus_text = mc.prometheus_yaml(self.targets)
+        self.dashboards = dashboards.dashboards_json(self.targets, self.slo)
+
+        self._credentials_secret_name = "alertmanager-credentials"
+        self.credentials = self._credentials_secret()
+        self.blackbox = self._blackbox()
+        if operator:
+            self._operator_resources()
+            prom_url = a["operator_prometheus_url"]
+            am_url = a["operator_alertmanager_url"]
+        else:
+            self.prometheus = self._prometheus()
+            self.alertmanager = self._alertmanager()
+            self.kube_state_metrics = self._kube_state_metrics()
+            self.node_exporter = self._node_exporter()
+            prom_url = f"http://prometheus.{ns}.svc:{mc.PROMETHEUS_PORT}"
+            am_url = f"http://{self.targets.alertmanager_name}.{ns}.svc:{mc.ALERTMANAGER_PORT}"
+        self.grafana_admin_password = pulumi.Output.secret("")
+        if a["grafana"]:
+            self._grafana(prom_url, am_url)
+        hpa_metric: dict = {}
+        if a["adapter"]:
+            self._adapter(prom_url)
+            hpa_metric = mc.hpa_rps_metric(a["ingress_name"], float(a["rps_per_pod"]))
+        self.prometheus_url = pulumi.Output.from_input(prom_url)
+        self.alertmanager_url = pulumi.Output.from_input(am_url)
+        self.grafana_url = pulumi.Output.from_input(f"http://grafana.{ns}.svc:3000" if a["grafana"] else "")
+        self.hpa_metric = pulumi.Output.from_input(hpa_metric)
+        self.register_outputs({
+            "prometheus_url": self.prometheus_url, "alertmanager_url": self.alertmanager_url,
+            "grafana_url": self.grafana_url, "grafana_admin_password": self.grafana_admin_password,
+            "hpa_metric": self.hpa_metric,
+        })
+
+    # ------------------------------------------------------------------ helpers
+    def _opts(self, *deps, **kw) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
+
+    def _labels(self, component: str) -> tuple[dict, dict]:
+        return (common.labels(component.replace("_", "-"), self._name, component.replace("_", "-")),
+                common.selector(component.replace("_", "-"), self._name, component.replace("_", "-")))
+
+    def _sa(self, suffix: str, namespace: str, lbl: dict) -> k8s.core.v1.ServiceAccount:
+        return k8s.core.v1.ServiceAccount(
+            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
+            automount_service_account_token=False, opts=self._opts())
+
+    def _netpol(self, suffix: str, namespace: str, lbl: dict, sel: dict, ingress: list, egress: list):
+        return k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
+            spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],
+                  "ingress": ingress, "egress": egress},
+            opts=self._opts())
+
+    def _service(self, suffix: str, namespace: str, lbl: dict, sel: dict, ports: Sequence[tuple],
+                 headless: bool = False):
+        spec: dict = {"selector": sel, "ports": [{"name": n, "port": p, "target_port": n, "protocol": "TCP"}
+                                                 for n, p in ports]}
+        if headless:
+            spec.update({"cluster_ip": "None", "publish_not_ready_addresses": True})
+        else:
+            spec["type"] = "ClusterIP"
+        return k8s.core.v1.Service(f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
+                                   spec=spec, opts=self._opts())
+
+    def _api_egress(self) -> dict:
+        return {"to": [{"ip_block": {"cidr": c}} for c in self._a["api_server_cidrs"]], "ports": _tcp(443, 6443)}
+
+    def _bind_cluster_role(self, suffix: str, lbl: dict, rules: list, sa_name: str, namespace: str,
+                           namespaces: Optional[Sequence[str]] = None):
+        """A ClusterRole of ``rules`` bound to the ServiceAccount: cluster-wide, or by a
+        RoleBinding in each of ``namespaces`` only."""
+        role_name = f"{namespace}-{suffix}"
+        role = k8s.rbac.v1.ClusterRole(f"{self._name}-{suffix}", metadata=common.meta(role_name, None, lbl),
+                                       rules=rules, opts=self._opts())
+        subject = [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}]
+        ref = {"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name}
+        if namespaces is None:
+            k8s.rbac.v1.ClusterRoleBinding(f"{self._name}-{suffix}", metadata=common.meta(role_name, None, lbl),
+                                           role_ref=ref, subjects=subject, opts=self._opts(role))
+        else:
+            for target in sorted(set(namespaces)):
+                k8s.rbac.v1.RoleBinding(f"{self._name}-{suffix}-{target}",
+                                        metadata=common.meta(role_name, target, lbl),
+                                        role_ref=ref, subjects=subject, opts=self._opts(role))
+        return role
+
+    # ------------------------------------------------------------------ credentials
+    def _credentials_secret(self):
+        a = self._a
+        data = {}
+        for key, value in ((mc.SMTP_PASSWORD_KEY, a.get("smtp_password")),
+                           (mc.SLACK_WEBHOOK_KEY, a.get("slack_webhook_url")),
+                           (mc.WEBHOOK_URL_KEY, a.get("webhook_url"))):
+            if value is not None:
+                data[key] = value
+        if not data:
+            return None
+        lbl, _ = self._labels("alertmanager")
+        return k8s.core.v1.Secret(
+            f"{self._name}-alertmanager-credentials",
+            metadata=common.meta(self._credentials_secret_name, a["namespace"], lbl),
+            type="Opaque", string_data=pulumi.Output.secret(pulumi.Output.all(**data)), opts=self._opts())
+
+    # ------------------------------------------------------------------ blackbox
+    def _blackbox(self):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("blackbox_exporter")
+        text = mc.blackbox_yaml()
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-blackbox", metadata=common.meta("blackbox-exporter", ns, lbl),
+                                   data={"blackbox.yml": text}, opts=self._opts())
+        sa = self._sa("blackbox-exporter", ns, lbl)
+        probe = common.http_probe("/-/healthy", "http", period=15, timeout=5, failures=3)
+        container = _container(
+            "blackbox-exporter", images.BLACKBOX_EXPORTER, a["resources"]["blackbox"],
+            args=["--config.file=/etc/blackbox/blackbox.yml", f"--web.listen-address=:{mc.BLACKBOX_PORT}"],
+            ports=[("http", mc.BLACKBOX_PORT)], readiness=probe,
+            liveness=common.tcp_probe("http", period=20, timeout=5, failures=3),
+            mounts=[common.mount("config", "/etc/blackbox", read_only=True)])
+        dep = k8s.apps.v1.Deployment(
+            f"{self._name}-blackbox",
+            metadata=common.meta("blackbox-exporter", ns, lbl),
+            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {
+                "metadata": {"labels": lbl, "annotations": {"checksum/config": _checksum(text)}},
+                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container],
+                                                   volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}}])}},
+            opts=self._opts(cm))
+        self._service("blackbox-exporter", ns, lbl, sel, [("http", mc.BLACKBOX_PORT)])
+        self._netpol("blackbox-exporter", ns, lbl, sel,
+                     [{"from": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}},
+                                *self._operator_prometheus_peers()],
+                       "ports": _tcp(mc.BLACKBOX_PORT)}],
+                     # the Service DNATs to the app pods' port 3000 (admitted by ApiService's policy)
+                     [{"to": [_ns_peer(a["app_namespace"])], "ports": _tcp(3000, int(a["app_service_port"]))}])
+        return dep
+
+    def _operator_prometheus_peers(self) -> list:
+        if self._a["mode"] != "operator":
+            return []
+        return [_ns_peer(self._a["namespace"], {"app.kubernetes.io/name": "prometheus"})]
+
+    # ------------------------------------------------------------------ prometheus
+    def _prometheus(self):
+        a, ns, t = self._a, self._a["namespace"], self.targets
+        lbl, sel = self._labels("prometheus")
+        config = mc.prometheus_config(t)
+        self.prometheus_config = config
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-prometheus-config",
+                                   metadata=common.meta("prometheus-config", ns, lbl),
+                                   data={"prometheus.yml": self.prometheus_text}, opts=self._opts())
+        rules = k8s.core.v1.ConfigMap(f"{self._name}-prometheus-rules",
+                                      metadata=common.meta("prometheus-rules", ns, lbl),
+                                      data={"new-api.yml": self.rules_text}, opts=self._opts())
+        sa = k8s.core.v1.ServiceAccount(f"{self._name}-prometheus", metadata=common.meta("prometheus", ns, lbl),
+                                        automount_service_account_token=False, opts=self._opts())
+        self._bind_cluster_role(
+            "prometheus-discovery", lbl,
+            [{"api_groups": [""], "resources": ["pods", "endpoints", "services"], "verbs": ["get", "list", "watch"]},
+             {"api_groups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+              "verbs": ["get", "list", "watch"]}],
+            "prometheus", ns, namespaces=mc.kubernetes_sd_namespaces(config))
+        args = [f"--config.file=/etc/prometheus/config/prometheus.yml", "--storage.tsdb.path=/prometheus",
+                f"--storage.tsdb.retention.time={a['retention']}", f"--web.listen-address=:{mc.PROMETHEUS_PORT}"]
+        if a.get("retention_size"):
+            args.append(f"--storage.tsdb.retention.size={a['retention_size']}")
+        container = _container(
+            "prometheus", images.PROMETHEUS, a["resources"]["prometheus"], args=args,
+            ports=[("http", mc.PROMETHEUS_PORT)],
+            readiness=common.http_probe("/-/ready", "http", period=10, timeout=5, failures=3),
+            liveness=common.http_probe("/-/healthy", "http", period=15, timeout=5, failures=4),
+            # WAL replay after a restart can take minutes on a full head block.
+            startup=common.http_probe("/-/ready", "http", period=10, timeout=5, failures=60),
+            mounts=[common.mount("config", "/etc/prometheus/config", read_only=True),
+                    common.mount("rules", mc.PROMETHEUS_RULES_DIR, read_only=True),
+                    common.mount("data", "/prometheus")])
+        pod = common.restricted_pod_spec(
+            service_account=sa.metadata.name, containers=[container], automount_token=True,
+            termination_grace_seconds=300,
+            volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
+                     {"name": "rules", "config_map": {"name": rules.metadata.name}}])
+        self._service("prometheus-headless", ns, lbl, sel, [("http", mc.PROMETHEUS_PORT)], headless=True)
+        self._service("prometheus", ns, lbl, sel, [("http", mc.PROMETHEUS_PORT)])
+        pvc_spec: dict = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": a["storage_size"]}}}
+        if a.get("storage_class"):
+            pvc_spec["storage_class_name"] = a["storage_class"]
+        protect = bool(a.get("protect"))
+        sts = k8s.apps.v1.StatefulSet(
+            f"{self._name}-prometheus", metadata=common.meta("prometheus", ns, lbl),
+            spec={"replicas": 1, "service_name": "prometheus-headless", "selector": {"match_labels": sel},
+                  "persistent_volume_claim_retention_policy": {"when_deleted": "Retain" if protect else "Delete",
+                                                                "when_scaled": "Retain"},
+                  "template": {"metadata": {"labels": lbl, "annotations": {
+                      "checksum/config": _checksum(self.prometheus_text, self.rules_text),
+                      **common.exemption_annotations(API_CLIENT_EXEMPTION, "Kubernetes service discovery: "
+                                                     "get/list/watch pods and endpoints")}}, "spec": pod},
+                  "volume_claim_templates": [{"metadata": {"name": "data", "labels": lbl}, "spec": pvc_spec}]},
+            opts=self._opts(cm, rules, protect=protect, retain_on_delete=protect))
+        sd_ns = sorted(mc.kubernetes_sd_namespaces(config) - {ns})
+        egress = [
+            self._api_egress(),
+            {"to": [{"pod_selector": {}}],
+             "ports": _tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT)},
+            {"to": [_ns_peer(a["app_namespace"])], "ports": _tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
+            {"to": [_ns_peer(a["ingress_namespace"])], "ports": _tcp(mc.INGRESS_NGINX_METRICS_PORT)},
+            # node-exporter listens on the host network: node addresses, not pod selectors.
+            {"to": [_ns_peer(a["agent_namespace"]), *({"ip_block": {"cidr": c}} for c in a["node_cidrs"])],
+             "ports": _tcp(mc.NODE_EXPORTER_PORT)},
+        ]
+        assert set(sd_ns) <= {a["app_namespace"], a["ingress_namespace"], a["agent_namespace"]}
+        clients = [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("grafana", "adapter")]
+        self._netpol("prometheus", ns, lbl, sel, [{"from": clients, "ports": _tcp(mc.PROMETHEUS_PORT)}], egress)
+        return sts
+
+    # ------------------------------------------------------------------ alertmanager
+    def _alertmanager(self):
+        a, ns, t = self._a, self._a["namespace"], self.targets
+        lbl, sel = self._labels("alertmanager")
+        replicas = int(a["alertmanager_replicas"])
+        webhook = a.get("webhook_url")
+        receivers = self.receivers
+
+        def render(url: Optional[str]) -> str:
+            from dataclasses import replace
+            return mc.alertmanager_yaml(replace(receivers, webhook_url=url or None))
+
+        text = pulumi.Output.secret(pulumi.Output.from_input(webhook if webhook is not None else "").apply(render))
+        config = k8s.core.v1.Secret(f"{self._name}-alertmanager-config",
+                                    metadata=common.meta("alertmanager-config", ns, lbl), type="Opaque",
+                                    string_data={"alertmanager.yml": text}, opts=self._opts())
+        sa = self._sa("alertmanager", ns, lbl)
+        headless = t.alertmanager_headless
+        args = ["--config.file=/etc/alertmanager/config/alertmanager.yml", "--storage.path=/alertmanager",
+                f"--web.listen-address=:{mc.ALERTMANAGER_PORT}"]
+        if replicas > 1:
+            args += [f"--cluster.listen-address=0.0.0.0:{mc.ALERTMANAGER_CLUSTER_PORT}",
+                     f"--cluster.advertise-address=$(POD_IP):{mc.ALERTMANAGER_CLUSTER_PORT}"]
+            args += [f"--cluster.peer={p}" for p in t.alertmanager_peers(mc.ALERTMANAGER_CLUSTER_PORT)]
+        else:
+            args.append("--cluster.listen-address=")
+        mounts = [common.mount("config", "/etc/alertmanager/config", read_only=True),
+                  common.mount("data", "/alertmanager")]
+        volumes = [{"name": "config", "secret": {"secret_name": config.metadata.name, "default_mode": 0o440}}]
+        if self.credentials is not None:
+            mounts.append(common.mount("credentials", mc.ALERTMANAGER_SECRETS_DIR, read_only=True))
+            volumes.append({"name": "credentials", "secret": {"secret_name": self.credentials.metadata.name,
+                                                              "default_mode": 0o440}})
+        container = _container(
+            "alertmanager", images.ALERTMANAGER, a["resources"]["alertmanager"], args=args,
+            ports=[("http", mc.ALERTMANAGER_PORT), ("cluster", mc.ALERTMANAGER_CLUSTER_PORT)],
+            env=[common.field_env("POD_IP", "status.podIP")],
+            readiness=common.http_probe("/-/ready", "http", period=10, timeout=3, failures=3),
+            liveness=common.http_probe("/-/healthy", "http", period=15, timeout=5, failures=4),
+            mounts=mounts)
+        pod = common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container], volumes=volumes,
+                                         spread_labels=sel if replicas > 1 else None)
+        self._service(headless, ns, lbl, sel, [("http", mc.ALERTMANAGER_PORT),
+                                               ("cluster", mc.ALERTMANAGER_CLUSTER_PORT)], headless=True)
+        self._service(t.alertmanager_name, ns, lbl, sel, [("http", mc.ALERTMANAGER_PORT)])
+        sts = k8s.apps.v1.StatefulSet(
+            f"{self._name}-alertmanager", metadata=common.meta(t.alertmanager_name, ns, lbl),
+            spec={"replicas": replicas, "service_name": headless, "selector": {"match_labels": sel},
+                  "pod_management_policy": "Parallel",
+                  "template": {"metadata": {"labels": lbl}, "spec": pod},
+                  "volume_claim_templates": [{"metadata": {"name": "data", "labels": lbl}, "spec": {
+                      "access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                      **({"storage_class_name": a["storage_class"]} if a.get("storage_class") else {})}}]},
+            opts=self._opts(config, self.credentials))
+        if replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{self._name}-alertmanager", metadata=common.meta(t.alertmanager_name, ns, lbl),
+                spec={"max_unavailable": 1, "selector": {"match_labels": sel}}, opts=self._opts(sts))
+        peers = [{"pod_selector": {"match_labels": sel}}]
+        self._netpol(
+            "alertmanager", ns, lbl, sel,
+            [{"from": [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("prometheus", "grafana")],
+              "ports": _tcp(mc.ALERTMANAGER_PORT)},
+             {"from": peers, "ports": [*_tcp(mc.ALERTMANAGER_CLUSTER_PORT),
+                                       {"protocol": "UDP", "port": mc.ALERTMANAGER_CLUSTER_PORT}]}],
+            [{"to": peers, "ports": [*_tcp(mc.ALERTMANAGER_CLUSTER_PORT),
+                                     {"protocol": "UDP", "port": mc.ALERTMANAGER_CLUSTER_PORT}]},
+             # SMTP submission and HTTPS (Slack, webhooks) anywhere but link-local metadata.
+             {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
+              "ports": _tcp(443, 465, 587)}])
+        return sts
+
+    # ------------------------------------------------------------------ kube-state-metrics
+    def _kube_state_metrics(self):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("kube_state_metrics")
+        sa = k8s.core.v1.ServiceAccount(f"{self._name}-kube-state-metrics",
+                                        metadata=common.meta("kube-state-metrics", ns, lbl),
+                                        automount_service_account_token=False, opts=self._opts())
+        self._bind_cluster_role("kube-state-metrics", lbl,
+                                [{"api_groups": [g], "resources": r, "verbs": ["list", "watch"]}
+                                 for g, r in KSM_RESOURCES.items()], "kube-state-metrics", ns)
+        resources = sorted(r for rs in KSM_RESOURCES.values() for r in rs)
+        container = _container(
+            "kube-state-metrics", images.KUBE_STATE_METRICS, a["resources"]["kube_state_metrics"],
+            args=[f"--port={mc.KSM_PORT}", f"--telemetry-port={mc.KSM_TELEMETRY_PORT}",
+                  f"--resources={','.join(resources)}"],
+            ports=[("http-metrics", mc.KSM_PORT), ("telemetry", mc.KSM_TELEMETRY_PORT)],
+            readiness=common.http_probe("/readyz", "telemetry", period=10, timeout=5, failures=3),
+            liveness=common.http_probe("/livez", "http-metrics", period=15, timeout=5, failures=3))
+        dep = k8s.apps.v1.Deployment(
+            f"{self._name}-kube-state-metrics", metadata=common.meta("kube-state-metrics", ns, lbl),
+            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {
+                "metadata": {"labels": lbl, "annotations": common.exemption_annotations(
+                    API_CLIENT_EXEMPTION, "kube-state-metrics lists and watches cluster objects")},
+                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container],
+                                                   automount_token=True)}},
+            opts=self._opts())
+        self._netpol("kube-state-metrics", ns, lbl, sel,
+                     [{"from": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}}],
+                       "ports": _tcp(mc.KSM_PORT)}], [self._api_egress()])
+        return dep
+
+    # ------------------------------------------------------------------ node-exporter
+    def _node_exporter(self):
+        a, ns = self._a, self._a["agent_namespace"]
+        lbl, sel = self._labels("node_exporter")
+        sa = self._sa("node-exporter", ns, lbl)
+        container = _container(
+            "node-exporter", images.NODE_EXPORTER, a["resources"]["node_exporter"],
+            args=["--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host/root",
+                  f"--web.listen-address=:{mc.NODE_EXPORTER_PORT}",
+                  "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run/containerd/.+|"
+                  "var/lib/docker/.+|var/lib/kubelet/.+)($|/)"],
+            ports=[("metrics", mc.NODE_EXPORTER_PORT)],
+            readiness=common.http_probe("/", "metrics", period=15, timeout=5, failures=3),
+            liveness=common.tcp_probe("metrics", period=20, timeout=5, failures=3),
+            mounts=[common.mount("proc", "/host/proc", read_only=True),
+                    common.mount("sys", "/host/sys", read_only=True),
+                    {**common.mount("root", "/host/root", read_only=True), "mount_propagation": "HostToContainer"}])
+        pod = common.restricted_pod_spec(
+            service_account=sa.metadata.name, containers=[container],
+            volumes=[{"name": n, "host_path": {"path": p, "type": "Directory"}}
+                     for n, p in (("proc", "/proc"), ("sys", "/sys"), ("root", "/"))])
+        pod.update({"host_network": True, "host_pid": True, "dns_policy": "ClusterFirstWithHostNet",
+                    "tolerations": [{"operator": "Exists"}]})
+        ds = k8s.apps.v1.DaemonSet(
+            f"{self._name}-node-exporter",
+            metadata=common.meta("node-exporter", ns, lbl,
+                                 common.exemption_annotations(NODE_EXPORTER_EXEMPTION, NODE_EXPORTER_REASON)),
+            spec={"selector": {"match_labels": sel},
+                  "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": "10%"}},
+                  "template": {"metadata": {"labels": lbl, "annotations": common.exemption_annotations(
+                      NODE_EXPORTER_EXEMPTION, NODE_EXPORTER_REASON)}, "spec": pod}},
+            opts=self._opts())
+        # Host-network pods bypass most CNIs' policies; declared anyway (K8S-017), and
+        # exact where the CNI does enforce them.
+        self._netpol("node-exporter", ns, lbl, sel,
+                     [{"from": [_ns_peer(a["namespace"], self._labels("prometheus")[1])],
+                       "ports": _tcp(mc.NODE_EXPORTER_PORT)}], [])
+        return ds
+
+    # ------------------------------------------------------------------ grafana
+    def _grafana(self, prom_url: str, am_url: str):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("grafana")
+        password = random.RandomPassword(f"{self._name}-grafana-admin", length=32, special=False,
+                                         min_lower=2, min_upper=2, min_numeric=2, opts=self._opts())
+        self.grafana_admin_password = pulumi.Output.secret(password.result)
+        secret_data: dict = {"admin-user": "admin", "admin-password": self.grafana_admin_password}
+        es_user = a.get("elasticsearch_user") if a.get("elasticsearch_password") is not None else None
+        if es_user:
+            secret_data["elasticsearch-password"] = a["elasticsearch_password"]
+        # Datasources live in the Secret: they name the logs user and its password variable.
+        ds_text = mc.dump(dashboards.datasources(prom_url, am_url, a.get("elasticsearch_url"), es_user))
+        secret_data["datasources.yaml"] = ds_text
+        secret = k8s.core.v1.Secret(f"{self._name}-grafana", metadata=common.meta("grafana", ns, lbl),
+                                    type="Opaque", string_data=pulumi.Output.secret(pulumi.Output.all(**secret_data)),
+                                    opts=self._opts())
+        provider_text = mc.dump(dashboards.provider_yaml())
+        provisioning = k8s.core.v1.ConfigMap(
+            f"{self._name}-grafana-provisioning", metadata=common.meta("grafana-provisioning", ns, lbl),
+            data={"dashboards.yaml": provider_text}, opts=self._opts())
+        boards = k8s.core.v1.ConfigMap(
+            f"{self._name}-grafana-dashboards", metadata=common.meta("grafana-dashboards", ns, lbl),
+            data=self.dashboards, opts=self._opts())
+        sa = self._sa("grafana", ns, lbl)
+        env = [
+            common.secret_env("GF_SECURITY_ADMIN_USER", secret.metadata.name, "admin-user"),
+            common.secret_env("GF_SECURITY_ADMIN_PASSWORD", secret.metadata.name, "admin-password"),
+            {"name": "GF_USERS_ALLOW_SIGN_UP", "value": "false"},
+            {"name": "GF_AUTH_ANONYMOUS_ENABLED", "value": "false"},
+            {"name": "GF_ANALYTICS_REPORTING_ENABLED", "value": "false"},
+            {"name": "GF_ANALYTICS_CHECK_FOR_UPDATES", "value": "false"},
+            {"name": "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES", "value": "false"},
+            {"name": "GF_SECURITY_DISABLE_GRAVATAR", "value": "true"},
+            {"name": "GF_SECURITY_COOKIE_SECURE", "value": "true"},
+            {"name": "GF_PATHS_PROVISIONING", "value": "/etc/grafana/provisioning"},
+            {"name": "GF_PATHS_DATA", "value": "/var/lib/grafana"},
+            {"name": "GF_LOG_MODE", "value": "console"},
+        ]
+        if es_user:
+            env.append(common.secret_env("GF_ELASTICSEARCH_PASSWORD", secret.metadata.name, "elasticsearch-password"))
+        container = _container(
+            "grafana", images.GRAFANA, a["resources"]["grafana"], ports=[("http", 3000)], env=env,
+            readiness=common.http_probe("/api/health", "http", period=10, timeout=3, failures=3),
+            liveness=common.tcp_probe("http", period=15, timeout=5, failures=4),
+            startup=common.http_probe("/api/health", "http", period=5, timeout=3, failures=60),
+            mounts=[common.mount("data", "/var/lib/grafana"), common.mount("tmp", "/tmp"),
+                    common.mount("provisioning", "/etc/grafana/provisioning/datasources", read_only=True,
+                                 sub_path=None),
+                    common.mount("provider", "/etc/grafana/provisioning/dashboards", read_only=True),
+                    common.mount("dashboards", "/var/lib/grafana/dashboards/new-api", read_only=True)])
+        cm = provisioning.metadata.name
+        pod = common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container], volumes=[
+            # Stateless by design: everything is provisioned, so the SQLite DB is scratch.
+            common.empty_dir("data", "1Gi"), common.empty_dir("tmp", "256Mi"),
+            {"name": "provisioning", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
+                                                "items": [{"key": "datasources.yaml", "path": "datasources.yaml"}]}},
+            {"name": "provider", "config_map": {"name": cm, "items": [
+                {"key": "dashboards.yaml", "path": "dashboards.yaml"}]}},
+            {"name": "dashboards", "config_map": {"name": boards.metadata.name}}])
+        checksum = _checksum(ds_text, provider_text, *self.dashboards.values())
+        dep = k8s.apps.v1.Deployment(
+            f"{self._name}-grafana", metadata=common.meta("grafana", ns, lbl),
+            spec={"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"match_labels": sel},
+                  "template": {"metadata": {"labels": lbl, "annotations": {"checksum/provisioning": checksum}},
+                               "spec": pod}},
+            opts=self._opts(secret, provisioning, boards))
+        self._service("grafana", ns, lbl, sel, [("http", 3000)])
+        egress = [{"to": [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("prometheus",
+                                                                                        "alertmanager")],
+                   "ports": _tcp(mc.PROMETHEUS_PORT, mc.ALERTMANAGER_PORT)}]
+        if a["mode"] == "operator":
+            egress.append({"to": [_ns_peer(ns)], "ports": _tcp(mc.PROMETHEUS_PORT, mc.ALERTMANAGER_PORT)})
+        if a.get("elasticsearch_url"):
+            egress.append({"to": [_ns_peer(a["elasticsearch_namespace"],
+                                           {"app.kubernetes.io/name": "elasticsearch"})], "ports": _tcp(9200)})
+        self._netpol("grafana", ns, lbl, sel,
+                     [{"from": [_ns_peer(a["ingress_namespace"])], "ports": _tcp(3000)}], egress)
+        self.grafana = dep
+        return dep
+
+    # ------------------------------------------------------------------ prometheus adapter
+    def _adapter(self, prom_url: str):
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("adapter")
+        text = mc.adapter_yaml()
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
+                                   data={"config.yaml": text}, opts=self._opts())
+        sa = k8s.core.v1.ServiceAccount(f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
+                                        automount_service_account_token=False, opts=self._opts())
+        self._bind_cluster_role(
+            "prometheus-adapter", lbl,
+            [{"api_groups": [""], "resources": ["namespaces", "pods", "services", "nodes"],
+              "verbs": ["get", "list", "watch"]},
+             {"api_groups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]}],
+            "prometheus-adapter", ns)
+        subject = [{"kind": "ServiceAccount", "name": "prometheus-adapter", "namespace": ns}]
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{self._name}-adapter-auth-delegator", metadata=common.meta(f"{ns}-prometheus-adapter-auth", None, lbl),
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            subjects=subject, opts=self._opts())
+        k8s.rbac.v1.RoleBinding(
+            f"{self._name}-adapter-auth-reader", metadata=common.meta(f"{ns}-prometheus-adapter", "kube-system", lbl),
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role",
+                      "name": "extension-apiserver-authentication-reader"},
+            subjects=subject, opts=self._opts())
+        # Serving certificate from cert-manager; cainjector writes its CA into the APIService.
+        issuer = k8s.apiextensions.CustomResource(
+            f"{self._name}-adapter-issuer", api_version="cert-manager.io/v1", kind="Issuer",
+            metadata=common.meta("prometheus-adapter-selfsigned", ns, lbl), spec={"selfSigned": {}},
+            opts=self._opts())
+        cert = k8s.apiextensions.CustomResource(
+            f"{self._name}-adapter-cert", api_version="cert-manager.io/v1", kind="Certificate",
+            metadata=common.meta("prometheus-adapter-tls", ns, lbl),
+            spec={"secretName": "prometheus-adapter-tls", "duration": "2160h", "renewBefore": "360h",
+                  "dnsNames": [f"prometheus-adapter.{ns}.svc", f"prometheus-adapter.{ns}.svc.cluster.local"],
+                  "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                  "usages": ["server auth", "digital signature", "key encipherment"],
+                  "issuerRef": {"name": "prometheus-adapter-selfsigned", "kind": "Issuer",
+                                "group": "cert-manager.io"}},
+            opts=self._opts(issuer))
+        https = lambda path, period, failures: {  # noqa: E731
+            **common.http_probe(path, "https", period=period, timeout=5, failures=failures),
+            "http_get": {"path": path, "port": "https", "scheme": "HTTPS"}}
+        container = _container(
+            "prometheus-adapter", images.PROMETHEUS_ADAPTER, a["resources"]["adapter"],
+            args=[f"--prometheus-url={prom_url}", "--config=/etc/adapter/config.yaml",
+                  f"--secure-port={mc.ADAPTER_PORT}", "--tls-cert-file=/var/run/serving-cert/tls.crt",
+                  "--tls-private-key-file=/var/run/serving-cert/tls.key", "--metrics-relist-interval=1m"],
+            ports=[("https", mc.ADAPTER_PORT)], readiness=https("/readyz", 10, 3), liveness=https("/livez", 20, 3),
+            mounts=[common.mount("config", "/etc/adapter", read_only=True),
+                    common.mount("serving-cert", "/var/run/serving-cert", read_only=True),
+                    common.mount("tmp", "/tmp")])
+        dep = k8s.apps.v1.Deployment(
+            f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
+            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {
+                "metadata": {"labels": lbl, "annotations": {
+                    "checksum/config": _checksum(text),
+                    **common.exemption_annotations(API_CLIENT_EXEMPTION, "an aggregated API server: delegated "
+                                                   "authn/authz and resource lookups")}},
+                "spec": common.restricted_pod_spec(
+                    service_account=sa.metadata.name, containers=[container], automount_token=True,
+                    volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
+                             {"name": "serving-cert", "secret": {"secret_name": "prometheus-adapter-tls"}},
+                             common.empty_dir("tmp", "64Mi")])}},
+            opts=self._opts(cm, cert))
+        svc = k8s.core.v1.Service(
+            f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
+            spec={"type": "ClusterIP", "selector": sel,
+                  "ports": [{"name": "https", "port": 443, "target_port": "https", "protocol": "TCP"}]},
+            opts=self._opts())
+        k8s.apiregistration.v1.APIService(
+            f"{self._name}-adapter-apiservice",
+            metadata=common.meta("v1beta1.custom.metrics.k8s.io", None, lbl,
+                                 {"cert-manager.io/inject-ca-from": f"{ns}/prometheus-adapter-tls"}),
+            spec={"group": "custom.metrics.k8s.io", "version": "v1beta1", "group_priority_minimum": 100,
+                  "version_priority": 100, "service": {"name": "prometheus-adapter", "namespace": ns, "port": 443}},
+            opts=self._opts(svc, dep, cert))
+        self._netpol("prometheus-adapter", ns, lbl, sel,
+                     [{"from": [{"ip_block": {"cidr": c}} for c in a["api_server_cidrs"]],
+                       "ports": _tcp(mc.ADAPTER_PORT)}],
+                     [self._api_egress(),
+                      {"to": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}},
+                              *([_ns_peer(ns)] if a["mode"] == "operator" else [])],
+                       "ports": _tcp(mc.PROMETHEUS_PORT)}])
+        self.adapter = dep
+
+    # ------------------------------------------------------------------ operator mode
+    def _operator_resources(self):
+        a, ns, t = self._a, self._a["namespace"], self.targets
+        lbl, _ = self._labels("operator")
+        lbl = {**lbl, **a["operator_selector_labels"]}
+        jobs = {j["job_name"]: j for j in mc.scrape_jobs(t)}
+        self.monitors = []
+        for job, port, namespace in (("ingress-nginx", mc.INGRESS_NGINX_METRICS_PORT, a["ingress_namespace"]),
+                                     ("postgres-exporter", mc.POSTGRES_EXPORTER_PORT, a["app_namespace"]),
+                                     ("redis-exporter", mc.REDIS_EXPORTER_PORT, a["app_namespace"])):
+            relabel = [r for r in jobs[job]["relabel_configs"]
+                       if r.get("source_labels") != ["__meta_kubernetes_pod_container_port_number"]]
+            relabel.append({"target_label": "job", "replacement": job})
+            self.monitors.append(k8s.apiextensions.CustomResource(
+                f"{self._name}-{job}", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+                metadata=common.meta(job, ns, lbl),
+                spec={"namespaceSelector": {"matchNames": [namespace]}, "selector": {},
+                      "podMetricsEndpoints": [{"portNumber": port, "path": "/metrics", "interval": "15s",
+                                               "relabelings": mc.relabelings(relabel)}]},
+                opts=self._opts()))
+        probe = jobs["new-api"]
+        _, bb_sel = self._labels("blackbox_exporter")
+        self.monitors.append(k8s.apiextensions.CustomResource(
+            f"{self._name}-new-api-probe", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+            metadata=common.meta("new-api-probe", ns, lbl),
+            spec={"selector": {"matchLabels": bb_sel}, "namespaceSelector": {"matchNames": [ns]},
+                  "endpoints": [{"port": "http", "path": "/probe", "interval": probe["scrape_interval"],
+                                 "scrapeTimeout": probe["scrape_timeout"],
+                                 "params": {"module": [mc.BLACKBOX_MODULE], "target": [t.probe_url]},
+                                 "relabelings": mc.relabelings([
+                                     {"target_label": "job", "replacement": "new-api"},
+                                     {"target_label": "instance", "replacement": t.probe_url},
+                                     {"target_label": "namespace", "replacement": t.app_namespace},
+                                     {"target_label": "service", "replacement": t.app_service}])}]},
+            opts=self._opts()))
+        self.prometheus_rule = k8s.apiextensions.CustomResource(
+            f"{self._name}-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+            metadata=common.meta("new-api", ns, lbl), spec=mc.prometheus_rule_spec(t, self.slo), opts=self._opts())
+        self.alertmanager_config = k8s.apiextensions.CustomResource(
+            f"{self._name}-alertmanager-config", api_version="monitoring.coreos.com/v1alpha1",
+            kind="AlertmanagerConfig", metadata=common.meta("new-api", ns, lbl),
+            spec=mc.alertmanager_config_spec(self.receivers, self._credentials_secret_name),
+            opts=self._opts(self.credentials))

@@ -1,0 +1,694 @@
+"""Prometheus, Alertmanager, blackbox and Prometheus Adapter configuration as code.
+
+Pure functions (no Pulumi): the ``Monitoring`` component writes exactly their output
+into its ConfigMaps, Secrets and custom resources, and the tests feed the very same text
+to ``promtool`` and ``amtool``. One metric-name table (:data:`EXPORTER_METRICS`) is the
+contract between the scrape jobs, the rules and the dashboards.
+
+Where the seeds are wrong the fix is cited (SEED-NOTES.md §4, §5.6):
+
+- New API has no ``/metrics`` endpoint (NEWAPI-CONTRACT.md §5). ``job="new-api"`` is a
+  blackbox probe of ``GET /api/status`` through the app's Service, and the RED metrics
+  (rate, errors, duration) come from the ingress-nginx controller (:10254). Anything
+  reading them depends on ingress-nginx (retired upstream in March 2026; ARCHITECTURE.md).
+- HighErrorRate is a ratio (> 5 %), HighResponseTime aggregates ``by (le)``, HighDiskUsage
+  filters pseudo filesystems, DatabaseConnectionHigh is a ratio to ``max_connections``,
+  RedisMemoryHigh is guarded against ``maxmemory 0`` and ApplicationDown also fires when
+  the probe series is absent (#39-#44).
+- Alertmanager: ``headers.Subject``/``text`` instead of ``subject``/``body``, ``matchers``
+  instead of ``match``, inhibition on ``cluster, namespace, service`` (the seed's
+  ``alertname`` equality never matched), ``group_interval`` 5m (#46).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import yaml
+
+# --------------------------------------------------------------------------- constants
+
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+ALERTMANAGER_CLUSTER_PORT = 9094
+BLACKBOX_PORT = 9115
+KSM_PORT = 8080
+KSM_TELEMETRY_PORT = 8081
+NODE_EXPORTER_PORT = 9100
+POSTGRES_EXPORTER_PORT = 9187
+REDIS_EXPORTER_PORT = 9121
+INGRESS_NGINX_METRICS_PORT = 10254
+ADAPTER_PORT = 6443
+
+#: Where the mounted files live inside the pods.
+PROMETHEUS_CONFIG_DIR = "/etc/prometheus"
+PROMETHEUS_RULES_DIR = "/etc/prometheus/rules"
+ALERTMANAGER_CONFIG_DIR = "/etc/alertmanager"
+ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets"
+
+#: Keys of the Alertmanager credentials Secret (mounted as files, referenced by ``*_file``).
+SMTP_PASSWORD_KEY = "smtp-password"
+SLACK_WEBHOOK_KEY = "slack-webhook-url"
+WEBHOOK_URL_KEY = "webhook-url"
+
+BLACKBOX_MODULE = "http_new_api_status"
+
+#: SLO of seed 004 (chapter 4): 99.9 % of requests succeed, within 200 ms.
+SLO_SUCCESS_TARGET = 0.999
+SLO_LATENCY_SECONDS = 0.2
+
+#: Metrics each scrape job produces that rules and dashboards may use. ``up``,
+#: ``scrape_*`` are synthetic for every job. Sources: ingress-nginx
+#: ``internal/ingress/metric/collectors``, prometheus-community postgres_exporter and
+#: redis_exporter, node_exporter, kube-state-metrics docs, blackbox_exporter prober.
+EXPORTER_METRICS: dict[str, frozenset] = {
+    "new-api": frozenset({"probe_success", "probe_duration_seconds", "probe_http_status_code",
+                          "probe_http_duration_seconds"}),
+    "ingress-nginx": frozenset({
+        "nginx_ingress_controller_requests",
+        "nginx_ingress_controller_request_duration_seconds_bucket",
+        "nginx_ingress_controller_request_duration_seconds_sum",
+        "nginx_ingress_controller_request_duration_seconds_count",
+        "nginx_ingress_controller_response_duration_seconds_bucket",
+        "nginx_ingress_controller_nginx_process_connections",
+        "nginx_ingress_controller_nginx_process_connections_total",
+    }),
+    "postgres-exporter": frozenset({
+        "pg_up", "pg_stat_activity_count", "pg_settings_max_connections",
+        "pg_stat_database_xact_commit", "pg_stat_database_xact_rollback",
+        "pg_stat_database_blks_hit", "pg_stat_database_blks_read",
+        "pg_stat_database_deadlocks", "pg_database_size_bytes", "pg_locks_count",
+    }),
+    "redis-exporter": frozenset({
+        "redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients",
+        "redis_commands_processed_total", "redis_keyspace_hits_total", "redis_keyspace_misses_total",
+        "redis_evicted_keys_total", "redis_db_keys",
+    }),
+    "node-exporter": frozenset({
+        "node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
+        "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "node_load1",
+        "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
+    }),
+    "kube-state-metrics": frozenset({
+        "kube_deployment_status_replicas_available", "kube_deployment_spec_replicas",
+        "kube_pod_container_status_restarts_total", "kube_statefulset_status_replicas_ready",
+        "kube_horizontalpodautoscaler_status_current_replicas",
+        "kube_horizontalpodautoscaler_spec_max_replicas",
+    }),
+    "prometheus": frozenset({"prometheus_tsdb_head_series", "prometheus_rule_evaluation_failures_total"}),
+    "alertmanager": frozenset({"alertmanager_notifications_failed_total", "alertmanager_notifications_total"}),
+}
+SYNTHETIC_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
+
+_FSTYPE_IGNORED = "tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.lxcfs|autofs|proc|sysfs"
+_5XX = 'status=~"5.."'
+
+
+# --------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class Targets:
+    """Where things run: the inputs every config below is derived from."""
+    app_namespace: str = "new-api"
+    app_service: str = "new-api"
+    app_service_port: int = 80
+    health_path: str = "/api/status"
+    monitoring_namespace: str = "monitoring"
+    agent_namespace: str = "node-agents"
+    ingress_namespace: str = "ingress-nginx"
+    cluster: str = "new-api"
+    alertmanager_name: str = "alertmanager"
+    alertmanager_replicas: int = 1
+    blackbox_name: str = "blackbox-exporter"
+    ksm_name: str = "kube-state-metrics"
+
+    @property
+    def probe_url(self) -> str:
+        return (f"http://{self.app_service}.{self.app_namespace}.svc:{self.app_service_port}"
+                f"{self.health_path}")
+
+    @property
+    def alertmanager_headless(self) -> str:
+        return f"{self.alertmanager_name}-headless"
+
+    def alertmanager_peers(self, port: int = ALERTMANAGER_PORT) -> list[str]:
+        """Every Alertmanager replica by its stable DNS name: Prometheus must send each alert
+        to all replicas (never through a load-balanced Service) for the cluster to dedupe."""
+        return [f"{self.alertmanager_name}-{i}.{self.alertmanager_headless}.{self.monitoring_namespace}.svc:{port}"
+                for i in range(self.alertmanager_replicas)]
+
+    @property
+    def ingress_selector(self) -> str:
+        """PromQL matchers selecting the app's traffic in ingress-nginx's metrics (the
+        ``namespace``/``service`` labels are the Ingress's own, never the scrape target's)."""
+        return f'namespace="{self.app_namespace}",service="{self.app_service}"'
+
+
+@dataclass(frozen=True)
+class Receivers:
+    """Alert receivers. Credentials are never here: they are files from a Secret
+    (``*_file``), except the webhook URL, which Alertmanager 0.25's validator does not
+    accept as ``url_file``; it is inlined into the config, which is itself a Secret."""
+    email_to: tuple[str, ...] = ()
+    email_from: str = ""
+    smarthost: str = ""
+    smtp_username: str = ""
+    smtp_password: bool = False
+    slack_channel: str = "#alerts"
+    slack: bool = False
+    webhook_url: Optional[str] = None
+
+    @property
+    def email(self) -> bool:
+        return bool(self.email_to)
+
+    @property
+    def any(self) -> bool:
+        return self.email or self.slack or bool(self.webhook_url)
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Seed 004 four-level model (99.9 % / 200 ms) and multi-window burn rates."""
+    success_target: float = SLO_SUCCESS_TARGET
+    latency_seconds: float = SLO_LATENCY_SECONDS
+    #: Below this request rate (req/s over 5m) ratio alerts stay quiet: one failure in
+    #: ten requests is not an outage.
+    min_request_rate: float = 0.1
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; multi-line strings (notification templates) as ``|`` literals."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(doc: dict) -> str:
+    """YAML as written into ConfigMaps and Secrets (stable key order, block style)."""
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000,
+                     allow_unicode=True)
+
+
+# --------------------------------------------------------------------------- rules
+
+def _alert(name: str, expr: str, for_: str, severity: str, service: str, summary: str,
+           description: str, extra_labels: Optional[dict] = None) -> dict:
+    labels = {"severity": severity, "service": service}
+    labels.update(extra_labels or {})
+    return {"alert": name, "expr": expr, "for": for_, "labels": labels,
+            "annotations": {"summary": summary, "description": description}}
+
+
+def _req(t: Targets, extra: str = "", window: str = "5m") -> str:
+    sel = t.ingress_selector + (f",{extra}" if extra else "")
+    return f"sum(rate(nginx_ingress_controller_requests{{{sel}}}[{window}]))"
+
+
+def _quantile(t: Targets, q: float, window: str = "5m") -> str:
+    return (f"histogram_quantile({q}, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket"
+            f"{{{t.ingress_selector}}}[{window}])))")
+
+
+BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
+def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
+    """Every recording and alerting rule (seed 000 alerts fixed, seed 004 SLO levels,
+    SRE-workbook multi-window burn rates). Each alert carries ``severity`` and
+    ``service`` (Alertmanager routes and inhibits on them); app alerts add ``namespace``."""
+    app = {"namespace": t.app_namespace}
+    err_budget = round(1 - slo.success_target, 6)
+    seed = [
+        _alert("ApplicationDown",
+               f'probe_success{{job="new-api"}} == 0 or absent(probe_success{{job="new-api"}})',
+               "1m", "critical", "new-api", "New API application is down",
+               "GET /api/status through Service {{ $labels.instance }} has failed for more than 1 minute "
+               "(or the probe itself is gone).", app),
+        _alert("HighErrorRate",
+               f"{_req(t, _5XX)} / {_req(t)} > 0.05",
+               "2m", "warning", "new-api", "High error rate detected",
+               "{{ $value | humanizePercentage }} of requests through the ingress failed with 5xx "
+               "over the last 5 minutes.", app),
+        _alert("HighResponseTime", f"{_quantile(t, 0.95)} > 1",
+               "2m", "warning", "new-api", "High response time detected",
+               "95th percentile response time is {{ $value | humanizeDuration }} (includes streamed "
+               "completions; see the SLO dashboard for context).", app),
+        _alert("HighCPUUsage",
+               '100 - (avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100) > 80',
+               "5m", "warning", "node", "High CPU usage detected",
+               "CPU usage is {{ $value | printf \"%.1f\" }}% on {{ $labels.instance }}."),
+        _alert("HighMemoryUsage",
+               "(1 - (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)) * 100 > 85",
+               "5m", "warning", "node", "High memory usage detected",
+               "Memory usage is {{ $value | printf \"%.1f\" }}% on {{ $labels.instance }}."),
+        _alert("HighDiskUsage",
+               f'(1 - (node_filesystem_avail_bytes{{fstype!~"{_FSTYPE_IGNORED}"}} / '
+               f'node_filesystem_size_bytes{{fstype!~"{_FSTYPE_IGNORED}"}})) * 100 > 90',
+               "5m", "critical", "node", "High disk usage detected",
+               "Disk usage is {{ $value | printf \"%.1f\" }}% on {{ $labels.instance }} "
+               "({{ $labels.mountpoint }})."),
+        _alert("DatabaseConnectionHigh",
+               "sum by (instance) (pg_stat_activity_count) / max by (instance) (pg_settings_max_connections)"
+               " * 100 > 80",
+               "2m", "warning", "postgres", "High database connections",
+               "Postgres {{ $labels.instance }} uses {{ $value | printf \"%.0f\" }}% of max_connections."),
+        _alert("RedisMemoryHigh",
+               "redis_memory_used_bytes / redis_memory_max_bytes * 100 > 90 and redis_memory_max_bytes > 0",
+               "2m", "warning", "redis", "Redis memory usage high",
+               "Redis memory usage is {{ $value | printf \"%.1f\" }}% of maxmemory on {{ $labels.instance }}."),
+        _alert("ScrapeTargetDown", 'up{job!="new-api"} == 0', "5m", "warning", "{{ $labels.job }}",
+               "A monitored target is down",
+               "Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}."),
+    ]
+
+    recordings = []
+    for w in BURN_WINDOWS:
+        recordings.append({
+            "record": f"newapi:slo_errors_per_request:ratio_rate{w}",
+            "expr": f"({_req(t, _5XX, w)} or vector(0)) / {_req(t, window=w)}",
+        })
+    recordings += [
+        {"record": "newapi:requests:rate5m", "expr": _req(t)},
+        {"record": "newapi:slo_success:ratio_rate5m", "expr": "1 - newapi:slo_errors_per_request:ratio_rate5m"},
+        {"record": "newapi:request_duration_seconds:p50_5m", "expr": _quantile(t, 0.5)},
+        {"record": "newapi:request_duration_seconds:p95_5m", "expr": _quantile(t, 0.95)},
+        {"record": "newapi:request_duration_seconds:p99_5m", "expr": _quantile(t, 0.99)},
+    ]
+    traffic = f"and on () newapi:requests:rate5m > {slo.min_request_rate}"
+
+    def burn(long: str, short: str, factor: float) -> str:
+        limit = round(factor * err_budget, 6)
+        return (f"(newapi:slo_errors_per_request:ratio_rate{long} > {limit} and "
+                f"newapi:slo_errors_per_request:ratio_rate{short} > {limit})")
+
+    slo_level = lambda level: {**app, "slo_level": level}  # noqa: E731
+    l1_low, l3 = round(slo.latency_seconds * 0.5, 3), round(slo.latency_seconds * 0.75, 3)
+    l2_floor = round(1 - (1 - slo.success_target) * 10, 6)  # 99.9 % -> 99.0 %
+    slo_alerts = [
+        _alert("NewApiErrorBudgetBurnFast", f"{burn('1h', '5m', 14.4)} {traffic}", "2m", "critical", "new-api",
+               "New API is burning its error budget fast",
+               f"At this rate the 30-day error budget of the {slo.success_target:.1%} SLO is gone in about "
+               "2 days (burn rate 14.4 over 1h and 5m).", app),
+        _alert("NewApiErrorBudgetBurnMedium", f"{burn('6h', '30m', 6)} {traffic}", "15m", "critical", "new-api",
+               "New API is burning its error budget",
+               "Burn rate above 6 over 6h and 30m: the monthly budget is gone in about 5 days.", app),
+        _alert("NewApiErrorBudgetBurnSlow", f"({burn('1d', '2h', 3)} or {burn('3d', '6h', 1)}) {traffic}",
+               "1h", "warning", "new-api", "New API error budget is eroding",
+               "Burn rate above 3 over 1d/2h or above 1 over 3d/6h.", app),
+        _alert("NewApiSLOLevel1Observe",
+               f"newapi:request_duration_seconds:p95_5m >= {l1_low} < {l3} {traffic}", "5m", "info", "new-api",
+               "SLO L1 (observe): p95 latency is drifting",
+               f"p95 is {{{{ $value | humanizeDuration }}}}, between {int(l1_low*1000)} ms and {int(l3*1000)} ms "
+               "(seed 004 L1: raise log sampling).", slo_level("L1")),
+        _alert("NewApiSLOLevel2EarlyWarning",
+               f"newapi:slo_success:ratio_rate5m < {slo.success_target} > {l2_floor} {traffic}", "5m", "warning",
+               "new-api", "SLO L2 (early warning): success rate below target",
+               f"Success rate is {{{{ $value | humanizePercentage }}}}, below {slo.success_target:.1%} "
+               "(seed 004 L2: scale-out pre-check).", slo_level("L2")),
+        _alert("NewApiSLOLevel3LatencyAlert",
+               f"newapi:request_duration_seconds:p95_5m >= {l3} {traffic}", "2m", "warning", "new-api",
+               "SLO L3 (alert): p95 latency above 75 % of the SLO threshold",
+               f"p95 is {{{{ $value | humanizeDuration }}}} (>= {int(l3*1000)} ms of the "
+               f"{int(slo.latency_seconds*1000)} ms SLO; seed 004 L3: start tracing).", slo_level("L3")),
+        _alert("NewApiSLOLevel4CircuitBreak",
+               f"newapi:slo_success:ratio_rate5m <= {l2_floor} {traffic}", "2m", "critical", "new-api",
+               "SLO L4 (circuit-break): success rate at or below the SLO floor",
+               f"Success rate is {{{{ $value | humanizePercentage }}}} (<= {l2_floor:.1%}) for 2 minutes "
+               "(seed 004 L4: activate the degrade switch).", slo_level("L4")),
+    ]
+    return {"groups": [
+        {"name": "new-api-alerts", "rules": seed},
+        {"name": "new-api-slo-recording", "interval": "30s", "rules": recordings},
+        {"name": "new-api-slo-alerts", "rules": slo_alerts},
+    ]}
+
+
+def rules_yaml(t: Targets, slo: Slo = Slo()) -> str:
+    return dump(rule_groups(t, slo))
+
+
+def alert_names(groups: dict) -> list[str]:
+    return [r["alert"] for g in groups["groups"] for r in g["rules"] if "alert" in r]
+
+
+def recorded_metrics(groups: dict) -> set[str]:
+    return {r["record"] for g in groups["groups"] for r in g["rules"] if "record" in r}
+
+
+# --------------------------------------------------------------------------- prometheus.yml
+
+def _k8s_pod_job(name: str, namespace: str, port: int, *, interval: Optional[str] = None,
+                 keep_labels: Optional[dict] = None, target_namespace_label: str = "namespace",
+                 honor_labels: bool = False, static_labels: Optional[dict] = None) -> dict:
+    """A pod-role job restricted to one namespace, keeping only the container port ``port``."""
+    relabel = [
+        {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": str(port), "action": "keep"},
+        {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Pending|Succeeded|Failed", "action": "drop"},
+    ]
+    for key, value in (keep_labels or {}).items():
+        meta = "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+        relabel.append({"source_labels": [meta], "regex": value, "action": "keep"})
+    relabel += [
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": target_namespace_label},
+        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "kubernetes_pod"},
+        {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
+    ]
+    for key, value in (static_labels or {}).items():
+        relabel.append({"target_label": key, "replacement": value})
+    job: dict = {"job_name": name}
+    if interval:
+        job["scrape_interval"] = interval
+    if honor_labels:
+        job["honor_labels"] = True
+    job["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [namespace]}}]
+    job["relabel_configs"] = relabel
+    return job
+
+
+def scrape_jobs(t: Targets) -> list[dict]:
+    """The scrape jobs: seed 000 intervals (global 15s; the app job 10s/5s)."""
+    return [
+        {   # job="new-api": the app has no /metrics; probe its health endpoint instead (seed notes §4 #42)
+            "job_name": "new-api",
+            "scrape_interval": "10s",
+            "scrape_timeout": "5s",
+            "metrics_path": "/probe",
+            "params": {"module": [BLACKBOX_MODULE]},
+            "static_configs": [{"targets": [t.probe_url],
+                                "labels": {"namespace": t.app_namespace, "service": t.app_service}}],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"source_labels": ["__param_target"], "target_label": "instance"},
+                {"target_label": "__address__",
+                 "replacement": f"{t.blackbox_name}.{t.monitoring_namespace}.svc:{BLACKBOX_PORT}"},
+            ],
+        },
+        # ingress-nginx's metrics carry the Ingress's namespace/service labels: the scrape
+        # target's namespace goes to controller_namespace so nothing is renamed exported_*.
+        _k8s_pod_job("ingress-nginx", t.ingress_namespace, INGRESS_NGINX_METRICS_PORT,
+                     target_namespace_label="controller_namespace"),
+        _k8s_pod_job("postgres-exporter", t.app_namespace, POSTGRES_EXPORTER_PORT,
+                     static_labels={"service": "postgres"}),
+        _k8s_pod_job("redis-exporter", t.app_namespace, REDIS_EXPORTER_PORT,
+                     static_labels={"service": "redis"}),
+        _k8s_pod_job("node-exporter", t.agent_namespace, NODE_EXPORTER_PORT,
+                     keep_labels={"app.kubernetes.io/name": "node-exporter"}),
+        # kube-state-metrics reports other objects' namespace/pod: honour them (kube-prometheus does).
+        _k8s_pod_job("kube-state-metrics", t.monitoring_namespace, KSM_PORT, honor_labels=True,
+                     keep_labels={"app.kubernetes.io/name": "kube-state-metrics"},
+                     target_namespace_label="kubernetes_namespace"),
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]},
+        {"job_name": "alertmanager", "static_configs": [{"targets": t.alertmanager_peers()}]},
+    ]
+
+
+def prometheus_config(t: Targets, scrape_interval: str = "15s", evaluation_interval: str = "15s") -> dict:
+    """prometheus.yml (seed 000: 15s/15s; rule files; Alertmanager targets), with
+    Kubernetes service discovery instead of the seed's undefined compose hostnames."""
+    return {
+        "global": {
+            "scrape_interval": scrape_interval,
+            "scrape_timeout": "10s",
+            "evaluation_interval": evaluation_interval,
+            "external_labels": {"cluster": t.cluster},
+        },
+        "rule_files": [f"{PROMETHEUS_RULES_DIR}/*.yml"],
+        "alerting": {"alertmanagers": [{"api_version": "v2",
+                                        "static_configs": [{"targets": t.alertmanager_peers()}]}]},
+        "scrape_configs": scrape_jobs(t),
+    }
+
+
+def prometheus_yaml(t: Targets, **kw) -> str:
+    return dump(prometheus_config(t, **kw))
+
+
+def kubernetes_sd_namespaces(config: dict) -> set[str]:
+    """Every namespace a kubernetes_sd block watches (RBAC must cover exactly these)."""
+    out: set[str] = set()
+    for job in config["scrape_configs"]:
+        for sd in job.get("kubernetes_sd_configs", []):
+            out.update(sd.get("namespaces", {}).get("names", []))
+    return out
+
+
+def without_kubernetes_sd(config: dict) -> dict:
+    """A copy of ``config`` whose ``kubernetes_sd_configs`` blocks are replaced by one static
+    placeholder target each, so Debian's promtool (built without Kubernetes discovery,
+    VERIFIED.md) can still check everything else, relabel rules included."""
+    import copy
+
+    out = copy.deepcopy(config)
+    for job in out["scrape_configs"]:
+        if job.pop("kubernetes_sd_configs", None) is not None:
+            job["static_configs"] = [{"targets": ["sd-placeholder.invalid:80"]}]
+    return out
+
+
+# --------------------------------------------------------------------------- alertmanager.yml
+
+_EMAIL_TEXT = ("{{ range .Alerts }}\nAlert: {{ .Annotations.summary }}\nDescription: {{ .Annotations.description }}\n"
+               "{{ end }}")
+_EMAIL_TEXT_SEVERITY = ("{{ range .Alerts }}\nAlert: {{ .Annotations.summary }}\nSeverity: {{ .Labels.severity }}\n"
+                        "Description: {{ .Annotations.description }}\n{{ end }}")
+
+
+def _email(r: Receivers, prefix: str, text: str) -> dict:
+    cfg: dict = {"to": ", ".join(r.email_to), "send_resolved": True,
+                 "headers": {"Subject": f"[{prefix}] {{{{ .GroupLabels.alertname }}}}"}, "text": text}
+    if r.smtp_username:
+        cfg["auth_username"] = r.smtp_username
+    if r.smtp_password:
+        cfg["auth_password_file"] = f"{ALERTMANAGER_SECRETS_DIR}/{SMTP_PASSWORD_KEY}"
+    return cfg
+
+
+def alertmanager_config(r: Receivers) -> dict:
+    """alertmanager.yml: seed 000 routes, receivers and inhibition, made valid (§5.6 #46)."""
+    glob: dict = {"resolve_timeout": "5m"}
+    if r.email:
+        glob.update({"smtp_smarthost": r.smarthost, "smtp_from": r.email_from, "smtp_require_tls": True})
+
+    def receiver(name: str, prefix: str, text: str, slack: bool, webhook: bool) -> dict:
+        rec: dict = {"name": name}
+        if r.email:
+            rec["email_configs"] = [_email(r, prefix, text)]
+        if slack and r.slack:
+            rec["slack_configs"] = [{
+                "api_url_file": f"{ALERTMANAGER_SECRETS_DIR}/{SLACK_WEBHOOK_KEY}",
+                "channel": r.slack_channel, "send_resolved": True, "title": "Critical Alert",
+                "text": "{{ range .Alerts }}\n*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n{{ end }}",
+            }]
+        if webhook and r.webhook_url:
+            rec["webhook_configs"] = [{"url": r.webhook_url, "send_resolved": True, "max_alerts": 20}]
+        return rec
+
+    return {
+        "global": glob,
+        "route": {
+            "receiver": "default",
+            # seed: [alertname, cluster, service]; namespace added, cluster comes from
+            # Prometheus external_labels.
+            "group_by": ["alertname", "cluster", "namespace", "service"],
+            "group_wait": "10s",
+            # seed 10s re-notified a group on every new member; 5m is Alertmanager's default
+            # and still far below repeat_interval.
+            "group_interval": "5m",
+            "repeat_interval": "1h",
+            "routes": [
+                {"receiver": "critical-alerts", "matchers": ['severity="critical"']},
+                {"receiver": "warning-alerts", "matchers": ['severity="warning"']},
+                {"receiver": "default", "matchers": ['severity="info"'], "repeat_interval": "12h"},
+            ],
+        },
+        "inhibit_rules": [{
+            "source_matchers": ['severity="critical"'],
+            "target_matchers": ['severity=~"warning|info"'],
+            "equal": ["cluster", "namespace", "service"],
+        }],
+        "receivers": [
+            receiver("default", "ALERT", _EMAIL_TEXT, slack=False, webhook=False),
+            receiver("critical-alerts", "CRITICAL", _EMAIL_TEXT_SEVERITY, slack=True, webhook=True),
+            receiver("warning-alerts", "WARNING", _EMAIL_TEXT_SEVERITY, slack=False, webhook=True),
+        ],
+    }
+
+
+def alertmanager_yaml(r: Receivers) -> str:
+    return dump(alertmanager_config(r))
+
+
+# --------------------------------------------------------------------------- blackbox, adapter
+
+def blackbox_config() -> dict:
+    """One module: GET /api/status must answer 200 with ``"success": true`` (CONTRACT §1).
+    /api/status is rate-limited per client IP (360 per 180 s); the 10 s probe uses 18."""
+    return {"modules": {BLACKBOX_MODULE: {
+        "prober": "http",
+        "timeout": "4s",
+        "http": {
+            "method": "GET",
+            "valid_status_codes": [200],
+            "fail_if_body_not_matches_regexp": ['"success":\\s*true'],
+            "preferred_ip_protocol": "ip4",
+            "follow_redirects": False,
+        },
+    }}}
+
+
+def blackbox_yaml() -> str:
+    return dump(blackbox_config())
+
+
+#: The custom metric the app's HPA reads (an Object metric on the app's Ingress,
+#: averaged over the serving pods; see :func:`hpa_rps_metric`).
+RPS_METRIC = "new_api_requests_per_second"
+
+
+def adapter_config() -> dict:
+    """Prometheus Adapter rule: ingress-nginx request rate per Ingress, served by
+    ``custom.metrics.k8s.io`` as ``new_api_requests_per_second`` (seed 004 §4.3; seed
+    notes §4 #44: custom, not external, metrics)."""
+    return {"rules": [{
+        "seriesQuery": 'nginx_ingress_controller_requests{namespace!="",ingress!=""}',
+        "resources": {"overrides": {
+            "namespace": {"resource": "namespace"},
+            "ingress": {"group": "networking.k8s.io", "resource": "ingress"},
+        }},
+        "name": {"matches": "^nginx_ingress_controller_requests$", "as": RPS_METRIC},
+        "metricsQuery": "sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)",
+    }]}
+
+
+def adapter_yaml() -> str:
+    return dump(adapter_config())
+
+
+def hpa_rps_metric(ingress_name: str, rps_per_pod: float) -> dict:
+    """The HPA metric (autoscaling/v2, snake_case for pulumi-kubernetes) that scales the
+    serving Deployment on requests per second per pod: an Object metric on the Ingress
+    with an ``AverageValue`` target, which the HPA divides by the current pod count.
+    (A ``Pods`` metric would need per-pod series; ingress-nginx has none per upstream pod.)"""
+    return {"type": "Object", "object": {
+        "metric": {"name": RPS_METRIC},
+        "described_object": {"api_version": "networking.k8s.io/v1", "kind": "Ingress", "name": ingress_name},
+        "target": {"type": "AverageValue", "average_value": _quantity(rps_per_pod)},
+    }}
+
+
+def _quantity(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{int(round(value * 1000))}m"
+
+
+# --------------------------------------------------------------------------- operator-mode specs
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def prometheus_rule_spec(t: Targets, slo: Slo = Slo()) -> dict:
+    """``PrometheusRule.spec``: the very same groups."""
+    return rule_groups(t, slo)
+
+
+def relabelings(relabel_configs: Sequence[dict]) -> list[dict]:
+    """prometheus.yml ``relabel_configs`` -> Prometheus Operator ``RelabelConfig`` objects."""
+    out = []
+    for rc in relabel_configs:
+        item = {}
+        for k, v in rc.items():
+            key = {"source_labels": "sourceLabels", "target_label": "targetLabel"}.get(k, _camel(k))
+            item[key] = v
+        out.append(item)
+    return out
+
+
+def alertmanager_config_spec(r: Receivers, secret_name: str) -> dict:
+    """``AlertmanagerConfig.spec`` (monitoring.coreos.com/v1alpha1) for the same routing:
+    credentials are SecretKeySelectors the operator resolves."""
+    def matcher(sev_regex: str, regex: bool = False) -> dict:
+        return {"name": "severity", "value": sev_regex, "matchType": "=~" if regex else "="}
+
+    def receiver(name: str, prefix: str, text: str, slack: bool, webhook: bool) -> dict:
+        rec: dict = {"name": name}
+        if r.email:
+            email = {"to": ", ".join(r.email_to), "from": r.email_from, "smarthost": r.smarthost,
+                     "requireTLS": True, "sendResolved": True,
+                     "headers": [{"key": "Subject", "value": f"[{prefix}] {{{{ .GroupLabels.alertname }}}}"}],
+                     "text": text}
+            if r.smtp_username:
+                email["authUsername"] = r.smtp_username
+            if r.smtp_password:
+                email["authPassword"] = {"name": secret_name, "key": SMTP_PASSWORD_KEY}
+            rec["emailConfigs"] = [email]
+        if slack and r.slack:
+            rec["slackConfigs"] = [{"apiURL": {"name": secret_name, "key": SLACK_WEBHOOK_KEY},
+                                    "channel": r.slack_channel, "sendResolved": True, "title": "Critical Alert",
+                                    "text": "{{ range .Alerts }}\n*{{ .Annotations.summary }}*\n"
+                                            "{{ .Annotations.description }}\n{{ end }}"}]
+        if webhook and r.webhook_url:
+            rec["webhookConfigs"] = [{"urlSecret": {"name": secret_name, "key": WEBHOOK_URL_KEY},
+                                      "sendResolved": True, "maxAlerts": 20}]
+        return rec
+
+    return {
+        "route": {
+            "receiver": "default",
+            "groupBy": ["alertname", "cluster", "namespace", "service"],
+            "groupWait": "10s", "groupInterval": "5m", "repeatInterval": "1h",
+            "routes": [
+                {"receiver": "critical-alerts", "matchers": [matcher("critical")]},
+                {"receiver": "warning-alerts", "matchers": [matcher("warning")]},
+                {"receiver": "default", "matchers": [matcher("info")], "repeatInterval": "12h"},
+            ],
+        },
+        "inhibitRules": [{
+            "sourceMatch": [matcher("critical")],
+            "targetMatch": [matcher("warning|info", regex=True)],
+            "equal": ["cluster", "namespace", "service"],
+        }],
+        "receivers": [
+            receiver("default", "ALERT", _EMAIL_TEXT, False, False),
+            receiver("critical-alerts", "CRITICAL", _EMAIL_TEXT_SEVERITY, True, True),
+            receiver("warning-alerts", "WARNING", _EMAIL_TEXT_SEVERITY, False, True),
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- PromQL metric names
+
+_PROMQL_WORDS = frozenset({
+    "sum", "avg", "min", "max", "count", "rate", "irate", "increase", "histogram_quantile", "by", "without",
+    "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "absent", "vector", "offset",
+    "bool", "le", "topk", "bottomk", "label_replace", "clamp_min", "clamp_max", "time", "delta", "deriv",
+    "predict_linear", "avg_over_time", "max_over_time", "min_over_time", "sum_over_time", "quantile",
+    "stddev", "count_values", "abs", "round", "scalar", "inf", "nan",
+})
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names referenced by a PromQL expression (strings, label matchers, durations,
+    grouping clauses and functions removed). Good enough for the dashboards' own queries."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    s = re.sub(r"\{[^}]*\}", "{}", s)
+    s = re.sub(r"\[[^\]]*\]", "[]", s)
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    s = s.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+    names = set()
+    for m in re.finditer(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)", s):
+        word = m.group(1)
+        if s[m.end():].lstrip().startswith("("):  # a function call
+            continue
+        if word.lower() in _PROMQL_WORDS or re.fullmatch(r"\d+[smhdwy]", word):
+            continue
+        names.add(word)
+    return names

@@ -1,0 +1,197 @@
+"""Fixtures of the data-tier tests: stacks per backend under mocks, component-level runs,
+and real Postgres/Redis servers on loopback (skipped, with the reason, when absent)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+from support import Stack, override
+from tools import mockrt
+
+PG_BIN = next((p for p in ("/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
+               if Path(p, "initdb").exists()), None)
+REDIS_SERVER = shutil.which("redis-server")
+needs_postgres = pytest.mark.skipif(
+    PG_BIN is None, reason="Debian postgresql is not installed (apt-get install -y postgresql)")
+needs_redis = pytest.mark.skipif(
+    REDIS_SERVER is None, reason="Debian redis-server is not installed (apt-get install -y redis-server)")
+
+S3 = {"bucket": "new-api-dev-backups", "roleArn": "arn:aws:iam::123456789012:role/new-api-backup"}
+AWS_NET = {"vpcId": "vpc-0abc1234def567890", "subnetIds": ["subnet-0aaa1111bbb222333", "subnet-0ccc4444ddd555666"],
+           "vpcCidr": "10.0.0.0/16", "allowedCidrs": ["10.0.0.0/16"]}
+
+
+def run(stack: str, *changes) -> mockrt.RunResult:
+    return mockrt.run_stack(stack, overrides=override(stack, *changes))
+
+
+@pytest.fixture(scope="session")
+def cnpg() -> Stack:
+    """Dev with the CloudNativePG backend and an S3 archive."""
+    return Stack(run("dev", ("database.backend", "cloudnative-pg"), ("backup.s3", S3)))
+
+
+@pytest.fixture(scope="session")
+def cnpg_prod() -> Stack:
+    return Stack(run("prod", ("database.backend", "cloudnative-pg"), ("backup.s3", S3)))
+
+
+@pytest.fixture(scope="session")
+def prod_in_cluster() -> Stack:
+    """Prod with both in-cluster backends (protection must not depend on the backend)."""
+    return Stack(run("prod", ("database.backend", "kubernetes"), ("redis.backend", "kubernetes"),
+                     ("redis.maxmemoryMb", 800)))
+
+
+@pytest.fixture(scope="session")
+def dev_restore() -> Stack:
+    return Stack(run("dev", ("database.restore", {"objectKey": "newapi-dev-20260101T020000Z.dump"})))
+
+
+def secret_value(value):
+    """The plain value inside a secret envelope (asserting it is one)."""
+    assert mockrt.is_secret_envelope(value), f"not a secret: {value!r}"
+    return value["value"]
+
+
+def outputs_of(component: Callable[[], object], attrs: list[str]) -> dict:
+    """Run a component as a program; return {attr: (value, is_secret)} of its outputs."""
+    import pulumi
+
+    def program():
+        comp = component()
+        for attr in attrs:
+            pulumi.export(attr, getattr(comp, attr))
+
+    result = mockrt.run(program)
+    assert result.error is None, result.error
+    return result.stack_outputs
+
+
+# --------------------------------------------------------------------------- live servers
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list) -> list:
+    return (["runuser", "-u", "postgres", "--"] + cmd) if os.geteuid() == 0 else cmd
+
+
+class LivePostgres:
+    def __init__(self, base: Path, port: int, socket_dir: Path):
+        self.base, self.port, self.socket_dir = base, port, socket_dir
+
+    def env(self, **extra) -> dict:
+        return {**os.environ, "PGHOST": str(self.socket_dir), "PGPORT": str(self.port), "PGUSER": "postgres",
+                "PATH": f"{PG_BIN}:{os.environ['PATH']}", **extra}
+
+    def psql(self, sql: str, db: str = "postgres", **env) -> str:
+        out = subprocess.run(_as_postgres([f"{PG_BIN}/psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql]),
+                             env=self.env(**env), capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def live_postgres(tmp_path_factory):
+    """A real Postgres started with the component's postgresql.conf (dev sizing) and
+    initialised like the image does: database created, then the roles script."""
+    if PG_BIN is None:
+        pytest.skip("Debian postgresql is not installed (apt-get install -y postgresql)")
+    from components import postgres as pg
+
+    # Not under pytest's basetemp: that is private to root, and initdb runs as postgres.
+    base = Path(tempfile.mkdtemp(prefix="newapi-pg-"))
+    os.chmod(base, 0o777)
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    os.chmod(sock, 0o777)
+    conf = base / "postgresql.conf"
+    conf.write_text(pg.postgresql_conf("512Mi", 100))
+    os.chmod(conf, 0o644)
+    subprocess.run(_as_postgres([f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth-local=trust",
+                                 "--auth-host=scram-sha-256", *pg.INITDB_ARGS.split()]),
+                   check=True, capture_output=True, timeout=60)
+    port = _free_port()
+    # Started directly as postgres (no runuser in between), so terminate() reaches the postmaster.
+    proc = subprocess.Popen([f"{PG_BIN}/postgres", "-D", str(data), "-c", f"config_file={conf}",
+                             "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1",
+                             "-c", f"unix_socket_directories={sock}"],
+                            user="postgres" if os.geteuid() == 0 else None,
+                            stdout=subprocess.DEVNULL, stderr=open(base / "server.log", "w"))
+    live = LivePostgres(base, port, sock)
+    deadline = time.time() + 30
+    while subprocess.run([f"{PG_BIN}/pg_isready", "-h", "127.0.0.1", "-p", str(port)],
+                         capture_output=True).returncode != 0:
+        assert proc.poll() is None and time.time() < deadline, (base / "server.log").read_text()
+        time.sleep(0.1)
+    live.psql("CREATE DATABASE newapi")
+    script = base / "10-roles.sh"
+    script.write_text(pg.INIT_ROLES_SCRIPT)
+    os.chmod(script, 0o755)
+    subprocess.run(_as_postgres(["/bin/sh", str(script)]), check=True, capture_output=True, timeout=30,
+                   env=live.env(POSTGRES_USER="postgres", POSTGRES_DB="newapi", APP_USER="newapi",
+                                APP_PASSWORD="app-pass-1234", MONITOR_USER=pg.MONITOR_USER,
+                                MONITOR_PASSWORD="monitor-pass-1234"))
+    yield live
+    proc.terminate()
+    proc.wait(timeout=30)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def live_redis(tmp_path):
+    """Start redis-server with the component's redis.conf; return (port, password, conf text)."""
+    if REDIS_SERVER is None:
+        pytest.skip("Debian redis-server is not installed (apt-get install -y redis-server)")
+    from components import redis as rc
+
+    def start(maxmemory_mb: int = 200, policy: str = "volatile-lru", password: str = "s3cretPassw0rd1234"):
+        port = _free_port()
+        (tmp_path / "auth").mkdir()
+        (tmp_path / "auth" / "auth.conf").write_text(f"requirepass {password}\n")
+        (tmp_path / "data").mkdir()
+        text = rc.redis_conf(maxmemory_mb, policy, data_dir=str(tmp_path / "data"),
+                             auth_dir=str(tmp_path / "auth"), port=port).replace("bind 0.0.0.0", "bind 127.0.0.1")
+        conf = tmp_path / "redis.conf"
+        conf.write_text(text)
+        proc = subprocess.Popen([REDIS_SERVER, str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.time() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        return port, password
+
+    procs: list = []
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def redis_cli(port: int, *args: str, password: Optional[str] = None) -> str:
+    env = {**os.environ}
+    env.pop("REDISCLI_AUTH", None)
+    if password:
+        env["REDISCLI_AUTH"] = password
+    out = subprocess.run(["redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", str(port), *args],
+                         capture_output=True, text=True, env=env, timeout=10)
+    return out.stdout.strip()

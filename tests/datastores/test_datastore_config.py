@@ -1,0 +1,61 @@
+"""Bad data-tier config: a clear error naming the stack file and the key path, and
+nothing registered."""
+
+import pytest
+
+from support import DELETE, override
+from tools import mockrt
+
+from .conftest import AWS_NET, S3
+
+CASES = [
+    ("unknown-database-backend", "dev", [("database.backend", "mysql")], "new-api:database.backend"),
+    ("unknown-redis-backend", "dev", [("redis.backend", "memcached")], "new-api:redis.backend"),
+    ("rds-without-network", "prod", [("database.aws", DELETE)], "new-api:database.aws = null: is required with database.backend 'aws'"),
+    ("elasticache-without-network", "prod", [("redis.aws", DELETE)], "new-api:redis.aws = null: is required with redis.backend 'aws'"),
+    ("rds-without-irsa", "prod", [("backup.irsa", DELETE)], "new-api:backup.irsa = null: is required with database.backend 'aws'"),
+    ("cnpg-without-object-store", "dev", [("database.backend", "cloudnative-pg")], "new-api:backup.s3 = null: is required"),
+    ("prod-dump-retention-below-14", "prod", [("backup.retentionDays", 7)], "new-api:backup.retentionDays = 7: prod keeps dumps"),
+    ("prod-rds-retention-below-14", "prod", [("database.aws.backupRetentionDays", 7)],
+     "new-api:database.aws.backupRetentionDays = 7"),
+    ("rds-retention-above-35", "prod", [("database.aws.backupRetentionDays", 40)],
+     "new-api:database.aws.backupRetentionDays = 40"),
+    ("tiny-database-volume", "dev", [("database.storageSize", "100Mi")], "new-api:database.storageSize = \"100Mi\": must be at least 1Gi"),
+    ("bad-storage-quantity", "dev", [("database.storageSize", "lots")], "new-api:database.storageSize"),
+    ("redis-volume-below-twice-maxmemory", "dev", [("redis.storageSize", "256Mi")], "new-api:redis.storageSize"),
+    ("redis-maxmemory-over-limit", "dev", [("redis.maxmemoryMb", 300)], "new-api:redis.maxmemoryMb = 300"),
+    ("world-open-security-group", "prod", [("database.aws.allowedCidrs", ["0.0.0.0/0"])], "new-api:database.aws.allowedCidrs[0]"),
+    ("single-subnet", "prod", [("redis.aws.subnetIds", ["subnet-0aaa1111bbb222333"])], "new-api:redis.aws.subnetIds"),
+    ("bad-vpc-id", "prod", [("database.aws.vpcId", "vpc-xyz")], "new-api:database.aws.vpcId"),
+    ("bad-backup-schedule", "dev", [("backup.schedule", "daily")], "new-api:backup.schedule = \"daily\""),
+    ("static-key-instead-of-role", "dev", [("backup.s3", {**S3, "roleArn": "AKIAIOSFODNN7EXAMPLE"})],
+     "new-api:backup.s3.roleArn"),
+    ("max-allocated-below-allocated", "prod", [("database.aws.maxAllocatedStorageGb", 30)],
+     "new-api:database.aws.maxAllocatedStorageGb = 30"),
+    ("cnpg-single-instance", "dev", [("database.backend", "cloudnative-pg"), ("backup.s3", S3),
+                                      ("database.cloudnativePg.instances", 1)], "new-api:database.cloudnativePg.instances"),
+    ("unknown-database-key", "dev", [("database.passwrod", "x")], "new-api:database.passwrod"),
+]
+
+
+@pytest.mark.parametrize("stack,changes,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_datastore_config_names_the_file_and_key_and_creates_nothing(stack, changes, expected):
+    result = mockrt.run_stack(stack, overrides=override(stack, *changes))
+    message = str(result.error)
+    assert f"Pulumi.{stack}.yaml" in message and expected in message, message
+    assert result.registrations == []
+
+
+def test_aws_backends_in_dev_are_valid_with_network_settings():
+    result = mockrt.run_stack("dev", overrides=override(
+        "dev", ("database.backend", "aws"), ("database.aws", AWS_NET), ("redis.backend", "aws"),
+        ("redis.aws", AWS_NET), ("backup.s3", S3)))
+    assert result.error is None, result.error
+    assert {r.type for r in result.registrations} >= {"aws:rds/instance:Instance",
+                                                       "aws:elasticache/replicationGroup:ReplicationGroup"}
+
+
+def test_existing_bucket_replaces_the_stack_bucket_for_rds():
+    result = mockrt.run_stack("prod", overrides=override("prod", ("backup.irsa", DELETE), ("backup.s3", S3)))
+    assert result.error is None, result.error
+    assert result.by_type("aws:s3/bucket:Bucket") == []

@@ -1,0 +1,196 @@
+"""Grafana dashboards and datasources; the ELK pipeline against New API's real log lines."""
+
+import json
+import re
+
+import pytest
+import yaml
+from conftest import k8s_object, pod_spec, registration
+from pygrok import Grok
+
+from components import dashboards as dash
+from components import logging_config as lc
+from components import monitoring_config as mc
+from tools import mockrt
+
+# --------------------------------------------------------------------------- dashboards
+
+
+def dashboard_models(result) -> dict:
+    cm = k8s_object(result, "ConfigMap", "grafana-dashboards", "monitoring")
+    return {name: json.loads(text) for name, text in cm["data"].items()}
+
+
+def test_dashboards_read_only_metrics_that_scrape_jobs_or_recording_rules_produce(dev):
+    rules = yaml.safe_load(k8s_object(dev.result, "ConfigMap", "prometheus-rules")["data"]["new-api.yml"])
+    jobs = {j["job_name"] for j in yaml.safe_load(
+        k8s_object(dev.result, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])["scrape_configs"]}
+    produced = set().union(*(mc.EXPORTER_METRICS[j] for j in jobs)) | mc.SYNTHETIC_METRICS | mc.recorded_metrics(rules)
+    used = dash.dashboard_metric_names(dashboard_models(dev.result))
+    assert used and used <= produced, used - produced
+
+
+def test_application_dashboard_has_the_seed_panels_on_ingress_metrics(dev):
+    model = dashboard_models(dev.result)["new-api.json"]
+    panels = {p["title"]: p for p in model["panels"]}
+    exprs = " ".join(dash.dashboard_exprs(model))
+    assert any("request rate" in t for t in panels) and any("success rate" in t for t in panels)
+    assert all(f"histogram_quantile({q}" in exprs for q in ("0.5", "0.95", "0.99"))
+    error = next(p for t, p in panels.items() if "error rate" in t)
+    assert [s["value"] for s in error["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 1, 5]
+    assert any("active connections" in t for t in panels)
+    assert "http_requests_total" not in exprs and "nginx_ingress_controller_requests" in exprs
+    assert {p["type"] for p in model["panels"]} <= {"timeseries", "stat"}
+    assert model["time"] == {"from": "now-1h", "to": "now"} and model["refresh"] == "30s"
+
+
+def test_four_dashboards_with_stable_uids(dev):
+    uids = {m["uid"] for m in dashboard_models(dev.result).values()}
+    assert uids == {"new-api-app", "new-api-slo", "new-api-postgres", "new-api-redis"}
+
+
+def test_dashboard_promql_is_valid(dev, promtool, tmp_path):
+    """Each panel query as a recording rule ($__rate_interval -> 5m) through promtool."""
+    import subprocess
+    exprs = [e for m in dashboard_models(dev.result).values() for e in dash.dashboard_exprs(m)]
+    rules = {"groups": [{"name": "dashboards", "rules": [
+        {"record": f"dashboard:q{i}", "expr": e.replace("$__rate_interval", "5m")} for i, e in enumerate(exprs)]}]}
+    (tmp_path / "q.yml").write_text(yaml.safe_dump(rules))
+    out = subprocess.run([promtool, "check", "rules", str(tmp_path / "q.yml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_datasources_prometheus_alertmanager_and_logs(dev):
+    secret = k8s_object(dev.result, "Secret", "grafana", "monitoring")
+    sources = {d["type"]: d for d in yaml.safe_load(secret["stringData"]["datasources.yaml"])["datasources"]}
+    assert sources["prometheus"]["isDefault"] and sources["prometheus"]["url"] == "http://prometheus.monitoring.svc:9090"
+    assert sources["alertmanager"]["url"].startswith("http://alertmanager.monitoring.svc")
+    es = sources["elasticsearch"]
+    assert es["jsonData"]["index"] == "new-api-logs-*"
+    assert es["basicAuthUser"] == lc.READER_USER
+    assert es["secureJsonData"]["basicAuthPassword"] == "$__env{GF_ELASTICSEARCH_PASSWORD}"
+
+
+def test_grafana_sign_up_off_and_admin_password_generated_secret(dev):
+    dep = k8s_object(dev.result, "Deployment", "grafana")
+    env = {e["name"]: e for e in pod_spec(dep)["containers"][0]["env"]}
+    assert env["GF_USERS_ALLOW_SIGN_UP"]["value"] == "false"
+    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "grafana"
+    assert mockrt.is_secret_envelope(registration(dev.result, "Secret", "grafana").inputs["stringData"])
+    assert dev.result.stack_outputs["grafanaAdminPassword"][1] is True
+
+
+# --------------------------------------------------------------------------- log parsing
+
+LINES = {
+    "gin": ("[GIN] 2026/11/22 - 10:15:30 | relay | 20261122101530123456789abcdefgh | 200 |     1.234567ms |"
+            "      10.244.0.17 |    POST /v1/chat/completions"),
+    "gin_no_request_id": "[GIN] 2026/11/22 - 10:15:31 | api |  | 200 |     345.678µs |       127.0.0.1 |     GET /api/status",
+    "gin_slow_ipv6": "[GIN] 2026/11/22 - 10:15:32 | relay | abc123 | 502 |  1m2.345678s | 2001:db8::1 |    POST /v1/messages",
+    "info": "[INFO] 2026/11/22 - 10:15:33 | 20261122101533abc | user 1 | channel 3 | model gpt-4o",
+    "err": "[ERR] 2026/11/22 - 10:15:34 | SYSTEM | failed to sync channel: context deadline exceeded",
+    "warn": "[WARN] 2026/11/22 - 10:15:35 | SYSTEM | TRUSTED_PROXIES is not set",
+    "sys": "[SYS] 2026/11/22 - 10:15:36 | New API v1.0.0-rc.25 started | port 3000",
+    "fatal": "[FATAL] 2026/11/22 - 10:15:37 | [failed to initialize database: dial tcp: connection refused]",
+}
+
+
+def grok(line: str):
+    for pattern in lc.GROK_PATTERNS:
+        match = Grok(pattern, custom_patterns=lc.PATTERN_DEFINITIONS).match(line)
+        if match:
+            return match
+    return None
+
+
+def test_gin_access_line_with_right_aligned_fields():
+    m = grok(LINES["gin"])
+    assert m == {"timestamp": "2026/11/22 - 10:15:30", "route_tag": "relay",
+                 "request_id": "20261122101530123456789abcdefgh", "status": "200", "latency": "1.234567ms",
+                 "client_ip": "10.244.0.17", "method": "POST", "path": "/v1/chat/completions"}
+
+
+def test_gin_line_without_request_id_and_microsecond_latency():
+    m = grok(LINES["gin_no_request_id"])
+    assert (m["request_id"], m["latency"], m["client_ip"], m["method"]) == ("", "345.678µs", "127.0.0.1", "GET")
+
+
+def test_gin_line_with_minutes_and_ipv6():
+    m = grok(LINES["gin_slow_ipv6"])
+    assert (m["status"], m["latency"], m["client_ip"]) == ("502", "1m2.345678s", "2001:db8::1")
+
+
+@pytest.mark.parametrize("kind,level,request_id,message", [
+    ("info", "INFO", "20261122101533abc", "user 1 | channel 3 | model gpt-4o"),
+    ("err", "ERR", "SYSTEM", "failed to sync channel: context deadline exceeded"),
+    ("warn", "WARN", "SYSTEM", "TRUSTED_PROXIES is not set"),
+])
+def test_application_lines_keep_request_id_and_pipes_in_message(kind, level, request_id, message):
+    m = grok(LINES[kind])
+    assert (m["level"], m["request_id"], m["log_message"]) == (level, request_id, message)
+
+
+@pytest.mark.parametrize("kind,level", [("sys", "SYS"), ("fatal", "FATAL")])
+def test_system_lines_have_no_request_id(kind, level):
+    m = grok(LINES[kind])
+    assert m["level"] == level and "request_id" not in m and m["timestamp"].startswith("2026/11/22")
+
+
+def test_seed_json_and_other_lines_do_not_match():
+    assert grok('{"timestamp":"2023-09-10T12:34:56Z","level":"INFO"}') is None
+    assert grok("goroutine 1 [running]:") is None
+
+
+@pytest.mark.parametrize("duration,ms", [("1.234567ms", 1.234567), ("345.678µs", 0.345678),
+                                         ("1m2.5s", 62500.0), ("2.5s", 2500.0), ("120ns", 0.00012)])
+def test_latency_conversion_regex(duration, ms):
+    total = sum(float(n) * lc.DURATION_UNITS_MS[u] for n, u in re.findall(lc.DURATION_REGEX, duration))
+    assert total == pytest.approx(ms)
+
+
+def test_multiline_starts_events_only_at_new_api_prefixes():
+    starts = re.compile(lc.MULTILINE_PATTERN)
+    assert all(starts.match(line) for line in LINES.values())
+    assert not starts.match("goroutine 1 [running]:") and not starts.match("\tmain.go:42")
+    assert starts.match("[GIN-debug] GET /api/status")
+
+
+def logging_config(result, name: str) -> dict:
+    return k8s_object(result, "ConfigMap", name, "logging")["data"]
+
+
+def test_pipeline_parses_plain_text_and_writes_daily_indices(dev):
+    conf = logging_config(dev.result, "logstash")["new-api.conf"]
+    assert "port => 5044" in conf and 'index => "new-api-logs-%{+YYYY.MM.dd}"' in conf
+    assert 'timezone => "UTC"' in conf and "yyyy/MM/dd - HH:mm:ss" in conf
+    assert "stdout" not in conf and 'password => "${ES_PASSWORD}"' in conf
+    for pattern in lc.GROK_PATTERNS:
+        assert pattern.replace("\\", "\\\\").replace('"', '\\"') in conf
+    assert "if [message] =~ /^\\{/" in conf  # json only for JSON lines
+
+
+def test_filebeat_autodiscover_multiline_and_output(dev):
+    fb = yaml.safe_load(logging_config_agent(dev.result)["filebeat.yml"])
+    provider = fb["filebeat.autodiscover"]["providers"][0]
+    assert provider["type"] == "kubernetes"
+    app = provider["templates"][0]["config"][0]
+    assert app["fields"]["service"] == "new-api"
+    multiline = next(p["multiline"] for p in app["parsers"] if "multiline" in p)
+    assert (multiline["pattern"], multiline["negate"], multiline["match"]) == (lc.MULTILINE_PATTERN, True, "after")
+    assert fb["output.logstash"]["hosts"] == ["logstash.logging.svc:5044"]
+
+
+def logging_config_agent(result) -> dict:
+    return k8s_object(result, "ConfigMap", "filebeat", "node-agents")["data"]
+
+
+@pytest.mark.parametrize("stack_name,days,replicas", [("dev", 7, 0), ("prod", 180, 1)])
+def test_ilm_retention_per_stack(request, stack_name, days, replicas):
+    data = logging_config(request.getfixturevalue(stack_name).result, "elasticsearch-setup")
+    policy = json.loads(data["ilm-policy.json"])["policy"]["phases"]
+    assert policy["delete"]["min_age"] == f"{days}d"
+    template = json.loads(data["index-template.json"])
+    assert template["index_patterns"] == ["new-api-logs-*"]
+    assert template["template"]["settings"]["index.lifecycle.name"] == lc.ILM_POLICY
+    assert template["template"]["settings"]["number_of_replicas"] == replicas
+    assert "call PUT \"_ilm/policy/$ILM_POLICY\"" in data["setup.sh"]

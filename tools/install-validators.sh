@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install the real validators the tests run: promtool (Debian package `prometheus`, 2.42)
+# and amtool (`prometheus-alertmanager`, 0.25) for the monitoring config and rules;
+# PostgreSQL 15 and redis-server 7 to start the rendered postgresql.conf / redis.conf
+# for real. Idempotent: installs only what is missing. The packages' services are not
+# needed (tests start the binaries themselves).
+set -eu
+missing=""
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v amtool >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$missing postgresql"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+if [ -z "$missing" ]; then
+  echo "validators already installed (promtool, amtool, postgres, redis-server)"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+# policy-rc.d 101: do not start the packages' daemons on CI machines.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+promtool --version 2>&1 | head -1
+amtool --version 2>&1 | head -1
+redis-server --version | head -1
