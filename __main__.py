@@ -5,6 +5,7 @@ import pulumi
 
 from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres, PostgresBackup, Redis,
                         RestrictedNamespace, StackSecrets, TlsIngress)
+from components import logging as logging_component
 from components import monitoring_config
 from components.app import pod_selector as app_pod_selector
 from components.backup import pod_selector as backup_pod_selector
@@ -37,6 +38,11 @@ elif db.backend == "aws":
         "retention_days": bk.retention_days,
         "irsa": {"oidc_provider_arn": bk.irsa.oidc_provider_arn, "oidc_issuer": bk.irsa.oidc_issuer,
                  "namespace": namespace.name, "service_account": BACKUP_NAME},
+        # Elasticsearch's nightly snapshots (SLM) go to the same bucket, with a role of their own.
+        **({"snapshot_irsa": {"oidc_provider_arn": bk.irsa.oidc_provider_arn, "oidc_issuer": bk.irsa.oidc_issuer,
+                              "namespace": cfg.logging.namespace,
+                              "service_account": logging_component.ELASTICSEARCH_SERVICE_ACCOUNT}}
+           if cfg.logging.enabled else {}),
         "protect": cfg.is_prod,
     })
     backup_s3 = {"bucket": backup_bucket.bucket_name, "role_arn": backup_bucket.role_arn,
@@ -202,6 +208,12 @@ if cfg.logging.enabled:
         "logstash_heap": cfg.logging.logstash_heap,
         "kibana": cfg.logging.kibana,
         "retention_days": cfg.logging.retention_days,
+        "snapshot_retention_days": cfg.logging.snapshot_retention_days,
+        # Snapshots: the backup bucket (IRSA) when there is one, else a volume (single node).
+        **({"snapshot_bucket": backup_bucket.bucket_name,
+            "service_account_annotations": {"eks.amazonaws.com/role-arn": backup_bucket.snapshot_role_arn}}
+           if backup_bucket is not None else
+           {"snapshot_volume_size": cfg.logging.snapshot_volume_size} if cfg.logging.snapshot_volume_size else {}),
         "api_server_cidrs": list(cfg.monitoring.api_server_cidrs),
         "resources": {k: v.model_dump(exclude_none=True) for k, v in cfg.logging.resources.items()},
         "protect": cfg.is_prod,

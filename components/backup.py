@@ -26,6 +26,7 @@ from .app import EgressTargetArgs
 APP = "postgres-backup"
 DUMP_PREFIX = "database-backups/"
 LOG_PREFIX = "logs/"
+SNAPSHOT_PREFIX = "elasticsearch-snapshots/"
 #: Outside the cluster on HTTPS (S3), never the node metadata endpoint.
 _HTTPS_OUT = [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]
 
@@ -95,6 +96,9 @@ class BackupBucketArgs(TypedDict, total=False):
     """Days an archived log is kept under logs/ (default 180, the backup matrix)."""
     irsa: IrsaArgs
     """Create the backup job's IAM role for this ServiceAccount (optional)."""
+    snapshot_irsa: IrsaArgs
+    """Create Elasticsearch's IAM role for its S3 snapshot repository under
+    ``elasticsearch-snapshots/`` for this ServiceAccount (optional)."""
     protect: bool
     """Protect the bucket and key (prod)."""
 
@@ -118,6 +122,8 @@ class BackupBucket(pulumi.ComponentResource):
     """ARN of the backup bucket."""
     kms_key_arn: pulumi.Output[str]
     """ARN of the key encrypting it."""
+    snapshot_role_arn: pulumi.Output[str]
+    """ARN of Elasticsearch's snapshot role (IRSA), when ``snapshot_irsa`` is set."""
     role_arn: pulumi.Output[str]
     """IRSA role of the backup job (unset without ``irsa``)."""
     region: pulumi.Output[str]
@@ -172,6 +178,12 @@ class BackupBucket(pulumi.ComponentResource):
                           "expiration": {"days": log_retention},
                           "noncurrent_version_expiration": {"noncurrent_days": 30},
                           "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
+                         # Elasticsearch's SLM deletes expired snapshots itself; an expiry
+                         # here would break the repository under it. Only old versions go.
+                         {"id": "expire-deleted-snapshots", "status": "Enabled",
+                          "filter": {"prefix": SNAPSHOT_PREFIX},
+                          "noncurrent_version_expiration": {"noncurrent_days": 7},
+                          "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
                      ])
 
         # ---------------------------------------------------------------- access-log bucket
@@ -189,37 +201,44 @@ class BackupBucket(pulumi.ComponentResource):
             f"{name}-logging", bucket=self.bucket.id, target_bucket=self.log_bucket.id,
             target_prefix=f"s3-access/{name}/", opts=child(self.bucket, self.log_bucket))
 
-        # ---------------------------------------------------------------- IRSA role
-        self.role = None
-        if irsa:
-            issuer = irsa["oidc_issuer"].removeprefix("https://")
-            trust = pulumi.Output.from_input(irsa["namespace"]).apply(lambda ns: json.dumps({
+        # ---------------------------------------------------------------- IRSA roles
+        def irsa_role(suffix: str, who: IrsaArgs, description: str, policy) -> "aws.iam.Role":
+            issuer = who["oidc_issuer"].removeprefix("https://")
+            trust = pulumi.Output.from_input(who["namespace"]).apply(lambda ns: json.dumps({
                 "Version": "2012-10-17",
                 "Statement": [{
                     "Effect": "Allow",
-                    "Principal": {"Federated": irsa["oidc_provider_arn"]},
+                    "Principal": {"Federated": who["oidc_provider_arn"]},
                     "Action": "sts:AssumeRoleWithWebIdentity",
                     "Condition": {"StringEquals": {
-                        f"{issuer}:sub": f"system:serviceaccount:{ns}:{irsa['service_account']}",
+                        f"{issuer}:sub": f"system:serviceaccount:{ns}:{who['service_account']}",
                         f"{issuer}:aud": "sts.amazonaws.com",
                     }},
                 }],
             }))
-            self.role = aws.iam.Role(f"{name}-job", description=f"Backup job of {name} (IRSA)",
-                                     assume_role_policy=trust, max_session_duration=3600, tags=tags,
-                                     opts=child())
-            self.role_policy = aws.iam.RolePolicy(
-                f"{name}-job", role=self.role.id,
-                policy=pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
-                    lambda v: json.dumps(job_policy(v[0], v[1]))),
-                opts=child())
+            role = aws.iam.Role(f"{name}-{suffix}", description=description, assume_role_policy=trust,
+                                max_session_duration=3600, tags=tags, opts=child())
+            aws.iam.RolePolicy(f"{name}-{suffix}", role=role.id,
+                               policy=pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
+                                   lambda v: json.dumps(policy(v[0], v[1]))),
+                               opts=child(role))
+            return role
+
+        self.role = irsa_role("job", irsa, f"Backup job of {name} (IRSA)", job_policy) if irsa else None
+        snapshot_irsa = a.get("snapshot_irsa")
+        self.snapshot_role = irsa_role("es-snapshots", snapshot_irsa,
+                                       f"Elasticsearch snapshot repository in {name} (IRSA)",
+                                       snapshot_policy) if snapshot_irsa else None
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
         self.kms_key_arn = self.kms_key.arn
         self.role_arn = self.role.arn if self.role is not None else pulumi.Output.from_input(None)
+        self.snapshot_role_arn = (self.snapshot_role.arn if self.snapshot_role is not None
+                                  else pulumi.Output.from_input(None))
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn,
                                "kms_key_arn": self.kms_key_arn, "role_arn": self.role_arn,
+                               "snapshot_role_arn": self.snapshot_role_arn,
                                "region": self.region})
 
     def _harden(self, aws, name, bucket, child, sse, rules, log_source=None) -> None:
@@ -277,6 +296,23 @@ def job_policy(bucket_arn: str, key_arn: str, prefix: str = DUMP_PREFIX) -> dict
              "Resource": key_arn},
         ],
     }
+
+
+def snapshot_policy(bucket_arn: str, key_arn: str, prefix: str = SNAPSHOT_PREFIX) -> dict:
+    """Least privilege of Elasticsearch's S3 repository: read, write, list and delete (SLM
+    retention deletes old snapshots) under its prefix, multipart uploads, its bucket's key."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "SnapshotObjects", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts"],
+         "Resource": f"{bucket_arn}/{prefix}*"},
+        {"Sid": "ListSnapshotPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*", prefix]}}},
+        {"Sid": "BucketUploads", "Effect": "Allow",
+         "Action": ["s3:ListBucketMultipartUploads", "s3:GetBucketLocation"], "Resource": bucket_arn},
+        {"Sid": "BucketKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+         "Resource": key_arn},
+    ]}
 
 
 # =========================================================================== PostgresBackup
@@ -471,7 +507,7 @@ class PostgresBackup(pulumi.ComponentResource):
                                        [common.mount("backups", "/backups")])]
             self.target = pulumi.Output.concat("pvc://", self.pvc.metadata.name)
 
-        annotations = {"policy.new-api.io/backup-of": a["backup_of"]} if a.get("backup_of") else None
+        annotations = {common.BACKUP_OF_ANNOTATION: a["backup_of"]} if a.get("backup_of") else None
         self.cron_job = k8s.batch.v1.CronJob(
             name,
             metadata=common.meta(name, ns, obj_lbl, annotations),

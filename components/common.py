@@ -23,6 +23,9 @@ RUNTIME_GID = 10001
 #: Annotation keys honoured by the policy pack (policy/newapi_policy/exemptions.py).
 EXEMPT_CONTROLS_ANNOTATION = "policy.new-api.io/exempt-controls"
 EXEMPT_REASON_ANNOTATION = "policy.new-api.io/exempt-reason"
+#: Annotation naming the datastore (``<namespace>/<workload>`` or ``<workload>``) a backup
+#: CronJob, or a Job installing a snapshot schedule, protects (policy STK-003).
+BACKUP_OF_ANNOTATION = "policy.new-api.io/backup-of"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")

@@ -30,6 +30,10 @@ FILEBEAT_REASON = ("Filebeat reads container logs from the node: read-only hostP
 ES_HOME = "/usr/share/elasticsearch"
 
 
+#: ServiceAccount of the Elasticsearch pods (the subject of its snapshot IRSA role).
+ELASTICSEARCH_SERVICE_ACCOUNT = "elasticsearch"
+
+
 class LoggingArgs(TypedDict, total=False):
     namespace: str
     """Namespace of Elasticsearch, Logstash and Kibana (restricted; must exist)."""
@@ -62,8 +66,15 @@ class LoggingArgs(TypedDict, total=False):
     """Deploy Kibana (default true)."""
     retention_days: int
     """ILM delete phase (seed matrix: 180 in prod)."""
-    snapshot_bucket: str
-    """S3 bucket for nightly snapshots (SLM), optional; needs ``service_account_annotations`` (IRSA)."""
+    snapshot_bucket: pulumi.Input[str]
+    """S3 bucket for nightly snapshots (SLM); needs ``service_account_annotations`` (IRSA)."""
+    snapshot_base_path: str
+    """Key prefix of the snapshots in that bucket (default elasticsearch-snapshots)."""
+    snapshot_volume_size: str
+    """Instead of a bucket: a filesystem snapshot repository on a volume of this size
+    (single-node clusters only, e.g. dev)."""
+    snapshot_retention_days: int
+    """Days a nightly snapshot is kept (default 30)."""
     service_account_annotations: dict[str, str]
     """Annotations of Elasticsearch's ServiceAccount (e.g. eks.amazonaws.com/role-arn)."""
     api_server_cidrs: list[str]
@@ -116,6 +127,16 @@ def _validate(args: LoggingArgs) -> dict:
     if a.get("snapshot_bucket"):
         common.require(bool(a.get("service_account_annotations")), "service_account_annotations",
                        "snapshot_bucket needs an IRSA role annotation (no static AWS keys)")
+        common.require(not a.get("snapshot_volume_size"), "snapshot_volume_size",
+                       "set either snapshot_bucket or snapshot_volume_size, not both")
+    if a.get("snapshot_volume_size"):
+        common.parse_quantity(a["snapshot_volume_size"])
+        common.require(int(a.get("elasticsearch_replicas", 1)) == 1, "snapshot_volume_size",
+                       "a filesystem repository needs storage shared by every node: with several "
+                       "Elasticsearch nodes use snapshot_bucket")
+    a.setdefault("snapshot_base_path", "elasticsearch-snapshots")
+    a.setdefault("snapshot_retention_days", 30)
+    common.require(1 <= int(a["snapshot_retention_days"]) <= 3650, "snapshot_retention_days", "must be 1 to 3650")
     a["api_server_cidrs"] = list(a.get("api_server_cidrs") or PRIVATE_CIDRS)
     for cidr in a["api_server_cidrs"]:
         try:
@@ -168,7 +189,8 @@ class Logging(pulumi.ComponentResource):
       a volume per node, ``node.store.allow_mmap`` from args;
     - a **setup Job** that applies, idempotently, the ILM policy (delete after
       ``retention_days``), the index template, the writer/reader roles and users, the
-      ``kibana_system`` password and, with a bucket, nightly S3 snapshots (SLM);
+      ``kibana_system`` password and, with a bucket (S3) or a snapshot volume
+      (filesystem), nightly snapshots (SLM), Elasticsearch's backup;
     - **Logstash**: beats on 5044, New API's plain-text lines parsed with grok (JSON only
       for lines that are JSON), UTC dates, daily ``new-api-logs-*`` indices, as the
       ``logstash_writer`` user from a Secret;
@@ -299,11 +321,13 @@ class Logging(pulumi.ComponentResource):
         lbl, sel = self._labels("elasticsearch")
         n = int(a["elasticsearch_replicas"])
         cert = self._tls(ns, lbl)
+        fs_snapshots = bool(a.get("snapshot_volume_size"))
         text = lc.elasticsearch_yml(replicas=n, statefulset="elasticsearch", headless="elasticsearch-headless",
-                                    allow_mmap=bool(a["allow_mmap"]))
+                                    allow_mmap=bool(a["allow_mmap"]),
+                                    snapshot_path=lc.SNAPSHOT_PATH if fs_snapshots else None)
         cm = k8s.core.v1.ConfigMap(f"{self._name}-es-config", metadata=common.meta("elasticsearch-config", ns, lbl),
                                    data={"elasticsearch.yml": text}, opts=self._opts())
-        sa = self._sa("elasticsearch", ns, lbl, annotations=a.get("service_account_annotations"))
+        sa = self._sa(ELASTICSEARCH_SERVICE_ACCOUNT, ns, lbl, annotations=a.get("service_account_annotations"))
         secret = self.credentials.metadata.name
         copy = ("cp -R /usr/share/elasticsearch/config/. /mnt/config/ && "
                 "cp /mnt/es-config/elasticsearch.yml /mnt/config/elasticsearch.yml")
@@ -328,6 +352,7 @@ class Logging(pulumi.ComponentResource):
             volume_mounts=[common.mount("config", f"{ES_HOME}/config"),
                            common.mount("transport-tls", f"{ES_HOME}/config/certs", read_only=True),
                            common.mount("data", f"{ES_HOME}/data"), common.mount("logs", f"{ES_HOME}/logs"),
+                           *([common.mount("snapshots", lc.SNAPSHOT_PATH)] if fs_snapshots else []),
                            common.mount("tmp", "/tmp")],
             startup_probe=common.tcp_probe("http", period=10, timeout=5, failures=60),
             readiness_probe=common.exec_probe(["bash", "-c", health], period=10, timeout=5, failures=3),
@@ -369,7 +394,12 @@ class Logging(pulumi.ComponentResource):
                                                                 "when_scaled": "Retain"},
                   "template": {"metadata": {"labels": lbl, "annotations": {"checksum/config": _checksum(text)}},
                                "spec": pod},
-                  "volume_claim_templates": [{"metadata": {"name": "data", "labels": lbl}, "spec": pvc}]},
+                  "volume_claim_templates": [
+                      {"metadata": {"name": "data", "labels": lbl}, "spec": pvc},
+                      *([{"metadata": {"name": "snapshots", "labels": lbl},
+                          "spec": {**pvc, "resources": {"requests": {"storage": a["snapshot_volume_size"]}}}}]
+                        if fs_snapshots else []),
+                  ]},
             opts=self._opts(cm, cert, headless, self.credentials, protect=protect, retain_on_delete=protect))
         if n > 1:
             self._pdb("elasticsearch", ns, lbl, sel, sts)
@@ -394,7 +424,15 @@ class Logging(pulumi.ComponentResource):
     def _setup(self):
         a, ns = self._a, self._a["namespace"]
         lbl, sel = self._labels("setup")
-        files = lc.setup_files(int(a["retention_days"]), int(a["elasticsearch_replicas"]), a.get("snapshot_bucket"))
+        snapshots = bool(a.get("snapshot_bucket") or a.get("snapshot_volume_size"))
+
+        def render(bucket) -> dict:
+            repository = (lc.s3_repository(bucket, a["snapshot_base_path"]) if bucket
+                          else lc.fs_repository() if a.get("snapshot_volume_size") else None)
+            return lc.setup_files(int(a["retention_days"]), int(a["elasticsearch_replicas"]), repository,
+                                  int(a["snapshot_retention_days"]))
+
+        files = pulumi.Output.from_input(a.get("snapshot_bucket")).apply(render)
         cm = k8s.core.v1.ConfigMap(f"{self._name}-es-setup", metadata=common.meta("elasticsearch-setup", ns, lbl),
                                    data=files, opts=self._opts())
         sa = self._sa("elasticsearch-setup", ns, lbl)
@@ -410,11 +448,13 @@ class Logging(pulumi.ComponentResource):
         container = self._container(
             "setup", images.ELASTICSEARCH, a["resources"]["setup"], command=["bash", "/setup/setup.sh"], env=env,
             volume_mounts=[common.mount("setup", "/setup", read_only=True), common.mount("tmp", "/tmp")])
+        # The nightly SLM snapshots this Job installs are Elasticsearch's backup (STK-003).
+        backup_of = {common.BACKUP_OF_ANNOTATION: f"{ns}/elasticsearch"} if snapshots else None
         job = k8s.batch.v1.Job(
-            f"{self._name}-es-setup", metadata=common.meta("elasticsearch-setup", ns, lbl),
+            f"{self._name}-es-setup", metadata=common.meta("elasticsearch-setup", ns, lbl, backup_of),
             spec={"backoff_limit": 6, "active_deadline_seconds": 1200, "ttl_seconds_after_finished": 86400,
                   "template": {"metadata": {"labels": lbl, "annotations": {
-                      "checksum/setup": _checksum(*(files[k] for k in sorted(files)))}},
+                      "checksum/setup": files.apply(lambda f: _checksum(*(f[k] for k in sorted(f))))}},
                       "spec": common.restricted_pod_spec(
                           service_account=sa.metadata.name, containers=[container], restart_policy="Never",
                           volumes=[{"name": "setup", "config_map": {"name": cm.metadata.name}},

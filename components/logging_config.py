@@ -195,7 +195,8 @@ def pipelines_yml() -> str:
                   "pipeline.workers": 1, "queue.type": "memory"}])
 
 
-def elasticsearch_yml(*, replicas: int, statefulset: str, headless: str, allow_mmap: bool) -> str:
+def elasticsearch_yml(*, replicas: int, statefulset: str, headless: str, allow_mmap: bool,
+                      snapshot_path: Optional[str] = None) -> str:
     """elasticsearch.yml: security on, transport TLS from cert-manager certificates,
     single-node discovery in dev, three master-eligible nodes in prod."""
     cfg: dict = {
@@ -218,6 +219,8 @@ def elasticsearch_yml(*, replicas: int, statefulset: str, headless: str, allow_m
         "xpack.ml.enabled": False,
         "ingest.geoip.downloader.enabled": False,
     }
+    if snapshot_path:
+        cfg["path.repo"] = [snapshot_path]
     if replicas == 1:
         cfg["discovery.type"] = "single-node"
     else:
@@ -269,12 +272,27 @@ def roles() -> dict:
     }
 
 
-def snapshot_settings(bucket: str, base_path: str = "elasticsearch") -> tuple[dict, dict]:
-    repo = {"type": "s3", "settings": {"bucket": bucket, "base_path": base_path, "server_side_encryption": True}}
-    slm = {"schedule": "0 30 1 * * ?", "name": "<new-api-logs-{now/d}>", "repository": "backups",
-           "config": {"indices": [f"{LOG_INDEX_PREFIX}-*"], "include_global_state": False},
-           "retention": {"expire_after": "30d", "min_count": 5, "max_count": 50}}
-    return repo, slm
+#: Where a filesystem snapshot repository lives inside the Elasticsearch pod (``path.repo``).
+SNAPSHOT_PATH = "/usr/share/elasticsearch/snapshots"
+
+
+def s3_repository(bucket: str, base_path: str) -> dict:
+    """An S3 snapshot repository (credentials from IRSA, never static keys)."""
+    return {"type": "s3", "settings": {"bucket": bucket, "base_path": base_path.rstrip("/"),
+                                       "server_side_encryption": True}}
+
+
+def fs_repository() -> dict:
+    """A filesystem snapshot repository on the node's own volume (single-node clusters only:
+    every node must see the same filesystem)."""
+    return {"type": "fs", "settings": {"location": SNAPSHOT_PATH, "compress": True}}
+
+
+def slm_policy(retention_days: int) -> dict:
+    """Nightly snapshot of the log indices (SLM), kept ``retention_days``."""
+    return {"schedule": "0 30 1 * * ?", "name": "<new-api-logs-{now/d}>", "repository": "backups",
+            "config": {"indices": [f"{LOG_INDEX_PREFIX}-*"], "include_global_state": False},
+            "retention": {"expire_after": f"{retention_days}d", "min_count": 3, "max_count": 100}}
 
 
 #: The setup Job's script: idempotent PUTs (ILM policy, index template, roles, users,
@@ -310,7 +328,8 @@ echo "setup complete"
 """.strip()
 
 
-def setup_files(retention_days: int, replicas: int, snapshot_bucket: Optional[str]) -> dict[str, str]:
+def setup_files(retention_days: int, replicas: int, repository: Optional[dict] = None,
+                snapshot_retention_days: int = 30) -> dict[str, str]:
     r = roles()
     files = {
         "setup.sh": SETUP_SCRIPT,
@@ -319,10 +338,9 @@ def setup_files(retention_days: int, replicas: int, snapshot_bucket: Optional[st
         "role-writer.json": json.dumps(r[WRITER_ROLE], indent=1, sort_keys=True),
         "role-reader.json": json.dumps(r[READER_ROLE], indent=1, sort_keys=True),
     }
-    if snapshot_bucket:
-        repo, slm = snapshot_settings(snapshot_bucket)
-        files["snapshot-repository.json"] = json.dumps(repo, indent=1, sort_keys=True)
-        files["slm-policy.json"] = json.dumps(slm, indent=1, sort_keys=True)
+    if repository:
+        files["snapshot-repository.json"] = json.dumps(repository, indent=1, sort_keys=True)
+        files["slm-policy.json"] = json.dumps(slm_policy(snapshot_retention_days), indent=1, sort_keys=True)
     return files
 
 

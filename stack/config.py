@@ -462,6 +462,11 @@ class Logging(_Model):
     kibana: bool = True
     #: Seed backup matrix: logs 180 days.
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    #: Nightly snapshots (SLM) kept this long. Where they go: the backup bucket with the
+    #: aws database backend (prefix elasticsearch-snapshots/, its own IRSA role), else a
+    #: filesystem repository on a volume of snapshotVolumeSize (single node only).
+    snapshot_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    snapshot_volume_size: Optional[Quantity] = None
     resources: dict[Literal["elasticsearch", "logstash", "kibana", "filebeat", "setup"], WorkloadResources] = {}
 
     @model_validator(mode="after")
@@ -469,6 +474,10 @@ class Logging(_Model):
         n = self.elasticsearch_replicas
         if n != 1 and (n < 3 or n % 2 == 0):
             raise ValueError(f"elasticsearchReplicas {n} must be 1 or an odd number >= 3 (master quorum)")
+        if self.snapshot_volume_size and n != 1:
+            raise _field_error("snapshotVolumeSize", self.snapshot_volume_size,
+                               "a filesystem snapshot repository needs one Elasticsearch node; with "
+                               f"{n} nodes snapshots go to the backup bucket (database.backend: aws)")
         return self
 
 
@@ -507,6 +516,11 @@ class StackConfig(_Model):
         if self.is_prod and ing.tls.issuer != "letsencrypt-prod":
             errors.append(("ingress.tls.issuer", ing.tls.issuer,
                            "prod certificates come from 'letsencrypt-prod' (K8S-045)"))
+        bucket_snapshots = self.database.backend == "aws" and self.backup.s3 is None
+        if self.logging.enabled and not (self.logging.snapshot_volume_size or bucket_snapshots):
+            errors.append(("logging.snapshotVolumeSize", None,
+                           "Elasticsearch needs a backup (policy STK-003): set a snapshot volume size "
+                           "(one node), or use database.backend aws so snapshots go to the backup bucket"))
         if ing.tls.enabled and ing.tls.issuer.startswith("letsencrypt") and not ing.tls.acme_email:
             errors.append(("ingress.tls.acmeEmail", None,
                            f"is required with issuer {ing.tls.issuer!r} (Let's Encrypt account e-mail)"))

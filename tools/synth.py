@@ -208,7 +208,7 @@ def summary_text(stack: str, inv: list[dict], objects: list[dict], invalid: dict
 
 # --------------------------------------------------------------------------- policy
 
-def run_policies(inv: list[dict], environment: str) -> Optional[dict]:
+def run_policies(inv: list[dict], environment: str, outputs: Optional[dict] = None) -> Optional[dict]:
     """Run the CrossGuard pack of ``policy/`` over the inventory (None if the pack is absent)."""
     pack_dir = REPO / "policy"
     if not (pack_dir / "newapi_policy" / "__init__.py").exists():
@@ -217,7 +217,7 @@ def run_policies(inv: list[dict], environment: str) -> Optional[dict]:
         sys.path.insert(0, str(pack_dir))
     import newapi_policy
 
-    return newapi_policy.evaluate_stack(inv, environment=environment)
+    return newapi_policy.evaluate_stack(inv, environment=environment, outputs=outputs)
 
 
 def policy_markdown(report: dict) -> str:
@@ -315,7 +315,7 @@ def synth(stack: str, out_root: Path, with_policy: bool = True) -> tuple[int, st
     _write(out / "resources.json", json.dumps(inv, indent=2, sort_keys=True) + "\n")
     outputs = {k: (mockrt.REDACTED if secret else clean(v)) for k, (v, secret) in sorted(result.stack_outputs.items())}
     _write(out / "outputs.json", json.dumps(outputs, indent=2, sort_keys=True) + "\n")
-    report = run_policies(inv, stack_environment(stack)) if with_policy else None
+    report = run_policies(inv, stack_environment(stack), outputs) if with_policy else None
     if report is not None:
         _write(out / "policy-report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
         _write(out / "policy-report.md", policy_markdown(report))

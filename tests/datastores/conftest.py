@@ -42,14 +42,18 @@ def cnpg() -> Stack:
 
 @pytest.fixture(scope="session")
 def cnpg_prod() -> Stack:
-    return Stack(run("prod", ("database.backend", "cloudnative-pg"), ("backup.s3", S3)))
+    return Stack(run("prod", ("database.backend", "cloudnative-pg"), ("backup.s3", S3),
+                     ("logging.elasticsearchReplicas", 1), ("logging.snapshotVolumeSize", "20Gi")))
 
 
 @pytest.fixture(scope="session")
 def prod_in_cluster() -> Stack:
-    """Prod with both in-cluster backends (protection must not depend on the backend)."""
+    """Prod with both in-cluster backends (protection must not depend on the backend).
+    Without the aws backend there is no backup bucket for Elasticsearch's snapshots, so
+    logging runs one node with a snapshot volume."""
     return Stack(run("prod", ("database.backend", "kubernetes"), ("redis.backend", "kubernetes"),
-                     ("redis.maxmemoryMb", 800)))
+                     ("redis.maxmemoryMb", 800), ("logging.elasticsearchReplicas", 1),
+                     ("logging.snapshotVolumeSize", "20Gi")))
 
 
 @pytest.fixture(scope="session")

@@ -38,13 +38,11 @@ def test_pack_runs_cleanly_over_the_stack(stack_report):
 
 
 def test_stack_has_no_mandatory_violation(stack_report):
-    """The issue's gate. The stack program is being built next to the pack: while it still
-    has mandatory findings this reports them as an expected failure (pytest -rx lists each
-    message); the synth (tools.synth) exits non-zero on them either way."""
+    """The issue's gate: dev and prod pass every mandatory control (the synth exits
+    non-zero otherwise)."""
     stack, report = stack_report
     mandatory = [v["message"] for v in report["violations"] if v["level"] == "mandatory"]
-    if mandatory:
-        pytest.xfail(f"{stack} has {len(mandatory)} mandatory violation(s):\n" + "\n".join(mandatory))
+    assert mandatory == [], f"{stack} has {len(mandatory)} mandatory violation(s):\n" + "\n".join(mandatory)
 
 
 def test_stack_exemptions_are_justified(stack_report):
