@@ -92,3 +92,13 @@ def test_actions_are_pinned_to_a_major_version():
             for step in job.get("steps", []):
                 if "uses" in step:
                     assert "@" in step["uses"] and not step["uses"].endswith(("@main", "@master")), step["uses"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_policy_pack_config_files_are_current(stack):
+    """The workflows pass policy/config/<stack>.json; regenerate with `python -m tools.policy_config`."""
+    from tools import policy_config
+
+    committed = (REPO / "policy" / "config" / f"{stack}.json").read_text()
+    assert committed == policy_config.render(stack)
+    assert json.loads(committed)["k8s-001-run-as-non-root"]["environment"] == stack
