@@ -149,6 +149,11 @@ app = ApiService("new-api", {
     "upstream_cidrs": list(cfg.network.upstream_cidrs),
     "priority_class_name": cfg.app.priority_class_name,
     "extra_env": dict(cfg.app.extra_env),
+    "strategy": cfg.app.delivery.strategy,
+    "delivery": cfg.app.delivery.component_args(),
+    "prometheus_url": (cfg.monitoring.operator.prometheus_url if cfg.monitoring.mode == "operator"
+                       else monitoring_config.prometheus_url(cfg.monitoring.namespace))
+    if cfg.monitoring.enabled else None,
     # Scale on load, not only CPU (seed 004 §4.3): requests/s per pod via Prometheus Adapter.
     "extra_metrics": [monitoring_config.hpa_rps_metric("new-api", cfg.monitoring.autoscale.rps_per_pod_target)]
     if cfg.monitoring.enabled and cfg.monitoring.autoscale.enabled else [],

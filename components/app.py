@@ -10,7 +10,7 @@ from typing import Any, Optional, Required, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common
+from . import common, delivery
 
 APP = "new-api"
 #: New API listens on 3000 (``--port``/``PORT``, CONTRACT §1); the Service exposes 80.
@@ -102,6 +102,33 @@ class EgressTargetArgs(TypedDict, total=False):
     """CIDR of the target (managed datastore), instead of pod labels."""
 
 
+class DeliveryArgs(TypedDict, total=False):
+    canary_steps: list[int]
+    """Canary traffic weights in percent (default 20, 40, 60, 80)."""
+    pause_seconds: int
+    """Pause after each weight (default 600)."""
+    canary_header: str
+    """Requests with this header set to ``always`` go to the canary (default X-Canary)."""
+    analysis_starting_step: int
+    """Canary step index the background analysis starts at (default 2)."""
+    scale_down_delay_seconds: int
+    """Blue-green: seconds the old pods stay after promotion (default 30)."""
+    success_rate: float
+    """Minimum share of non-5xx responses (default 0.95)."""
+    latency_p95_seconds: float
+    """Maximum p95 request duration through the ingress (default 0.5)."""
+    analysis_interval: str
+    """Time between measurements (default 1m)."""
+    analysis_count: int
+    """Measurements per analysis (default 5)."""
+    analysis_failure_limit: int
+    """Failed measurements tolerated; one more fails the rollout (default 1)."""
+    analysis_inconclusive_limit: int
+    """Inconclusive (no traffic) measurements before the rollout pauses (default 2)."""
+    rollouts_namespace: str
+    """Namespace of the Argo Rollouts controller (its web check reaches the pods)."""
+
+
 class ApiServiceArgs(TypedDict, total=False):
     namespace: Required[pulumi.Input[str]]
     """Namespace to run in (created by RestrictedNamespace)."""
@@ -157,6 +184,17 @@ class ApiServiceArgs(TypedDict, total=False):
     """PriorityClass of the app pods (prod: above logging and monitoring)."""
     extra_env: dict[str, str]
     """Escape hatch: extra non-secret env (ConfigMap) for both workloads."""
+    strategy: str
+    """How the serving pods are updated: ``rolling`` (default, a Deployment), ``canary`` or
+    ``blue-green`` (an Argo Rollouts ``Rollout``; the Argo Rollouts controller is a
+    prerequisite)."""
+    delivery: "DeliveryArgs"
+    """Canary steps, pauses and analysis thresholds (defaults: seed 000)."""
+    prometheus_url: str
+    """Prometheus the analyses query (required with canary or blue-green)."""
+    stable_ingress: str
+    """The Ingress Argo shifts canary traffic through (default: the component name, as
+    TlsIngress names it)."""
     extra_metrics: list[dict[str, Any]]
     """Extra autoscaling/v2 metrics for the serving HPA besides CPU and memory, e.g. requests
     per second per pod through Prometheus Adapter (``monitoring_config.hpa_rps_metric``)."""
@@ -243,6 +281,14 @@ def _validate(args: ApiServiceArgs) -> dict:
     a.setdefault("upstream_cidrs", list(DEFAULT_UPSTREAM_CIDRS))
     a["extra_env"] = dict(a.get("extra_env") or {})
     a["settings"] = _settings(a)
+    a.setdefault("strategy", "rolling")
+    common.require(a["strategy"] in delivery.STRATEGIES, "strategy",
+                   f"{a['strategy']!r} must be one of {', '.join(delivery.STRATEGIES)}")
+    a["delivery"] = _merged(delivery.DEFAULT_DELIVERY, a.get("delivery"), "delivery")
+    delivery.validate(a["delivery"])
+    if a["strategy"] != "rolling":
+        common.require(bool(a.get("prometheus_url")), "prometheus_url",
+                       f"is required with strategy {a['strategy']!r}: the analyses query it")
     return a
 
 
@@ -304,6 +350,8 @@ class ApiService(pulumi.ComponentResource):
     """ClusterIP Service of the master (port 3000, in-cluster only)."""
     admin_username: pulumi.Output[str]
     """The bootstrapped root user."""
+    strategy: pulumi.Output[str]
+    """The update strategy of the serving pods (rolling, canary, blue-green)."""
 
     def __init__(self, name: str, args: ApiServiceArgs,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
@@ -460,9 +508,15 @@ class ApiService(pulumi.ComponentResource):
         )
 
         # ---------------------------------------------------------------- serving
+        # With a Rollout this Deployment is its pod template (workloadRef): Argo Rollouts
+        # scales it down as the Rollout's pods become available, and names stay unchanged,
+        # so switching strategy on a live stack replaces nothing.
+        template_source = common.exemption_annotations(
+            ["K8S-034"], f"pod template of Rollout {name} (workloadRef): Argo Rollouts runs the pods "
+                         "and scales this Deployment to zero") if a["strategy"] != "rolling" else None
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=common.meta(name, ns, lbl["serving"]),
+            metadata=common.meta(name, ns, lbl["serving"], template_source),
             spec={
                 # No replicas: the HPA owns the scale (server-side apply would fight it, K8S-033).
                 "strategy": {"type": "RollingUpdate",
@@ -483,13 +537,16 @@ class ApiService(pulumi.ComponentResource):
                   "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
             opts=opts_(self.deployment),
         )
+        self.rollout, self.second_service = self._rollout(name, ns, a, lbl["serving"], sel["serving"])
+        scale_target = ({"api_version": "argoproj.io/v1alpha1", "kind": "Rollout", "name": name}
+                        if self.rollout is not None else
+                        {"api_version": "apps/v1", "kind": "Deployment", "name": self.deployment.metadata.name})
         auto = a["autoscaling"]
         self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
             name,
             metadata=common.meta(name, ns, lbl["serving"]),
             spec={
-                "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment",
-                                     "name": self.deployment.metadata.name},
+                "scale_target_ref": scale_target,
                 "min_replicas": auto["min_replicas"],
                 "max_replicas": auto["max_replicas"],
                 "metrics": [
@@ -507,7 +564,7 @@ class ApiService(pulumi.ComponentResource):
                                               {"type": "Pods", "value": 4, "period_seconds": 60}]},
                 },
             },
-            opts=opts_(self.deployment),
+            opts=opts_(self.deployment, self.rollout),
         )
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             name,
@@ -535,9 +592,12 @@ class ApiService(pulumi.ComponentResource):
                       "ingress": ingress, "egress": egress_rules},
                 opts=opts_())
 
+        # Blue-green's pre-promotion check: the Argo Rollouts controller GETs /api/status.
+        rollouts = ([{"from": [from_namespace(a["delivery"]["rollouts_namespace"])], "ports": app_port}]
+                    if a["strategy"] == "blue-green" else [])
         self.serving_policy = netpol(
             "serving", "serving",
-            [{"from": [from_namespace(a["ingress_namespace"])], "ports": app_port}, *scrapers], egress)
+            [{"from": [from_namespace(a["ingress_namespace"])], "ports": app_port}, *scrapers, *rollouts], egress)
         self.master_policy = netpol(
             "master", "master",
             [{"from": [{"pod_selector": {"match_labels": sel["bootstrap"]}}], "ports": app_port}, *scrapers],
@@ -547,15 +607,55 @@ class ApiService(pulumi.ComponentResource):
             [{"to": [{"pod_selector": {"match_labels": sel["master"]}}], "ports": app_port}])
 
         self.service_name = self.service.metadata.name
+        self.strategy = pulumi.Output.from_input(a["strategy"])
         self.service_port = pulumi.Output.from_input(SERVICE_PORT)
         self.master_service_name = self.master_service.metadata.name
         self.admin_username = pulumi.Output.from_input(a["admin_username"])
         self.register_outputs({
             "service_name": self.service_name,
             "service_port": self.service_port,
+            "strategy": self.strategy,
             "master_service_name": self.master_service_name,
             "admin_username": self.admin_username,
         })
+
+
+    def _rollout(self, name: str, ns, a: dict, labels: dict, selector: dict):
+        """The Argo Rollout, its AnalysisTemplates and its canary/preview Service (none for rolling)."""
+        strategy = a["strategy"]
+        if strategy == "rolling":
+            return None, None
+        d = a["delivery"]
+        child = lambda *deps: pulumi.ResourceOptions(parent=self, depends_on=list(deps))  # noqa: E731
+        second = delivery.second_service_name(name, strategy)
+        second_service = k8s.core.v1.Service(
+            second, metadata=common.meta(second, ns, labels),
+            spec={"type": "ClusterIP", "selector": selector,
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
+            # No await: its pods appear only during a rollout.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
+        templates = [
+            k8s.apiextensions.CustomResource(
+                template, api_version="argoproj.io/v1alpha1", kind="AnalysisTemplate",
+                metadata=common.meta(template, ns, labels), spec=spec, opts=child())
+            for template, spec in delivery.analysis_templates(name, a["prometheus_url"], d).items()
+        ]
+        rollout = k8s.apiextensions.CustomResource(
+            name, api_version="argoproj.io/v1alpha1", kind="Rollout",
+            metadata=common.meta(name, ns, labels),
+            spec={
+                # No replicas: the HPA owns the scale (K8S-033).
+                "selector": {"matchLabels": selector},
+                "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                "scaleDown": "progressively"},
+                "revisionHistoryLimit": 5,
+                "progressDeadlineSeconds": 600,
+                "strategy": delivery.rollout_strategy(
+                    strategy, d, name=name, namespace=ns, stable_service=name, second_service=second,
+                    stable_ingress=a.get("stable_ingress") or name),
+            },
+            opts=child(self.deployment, self.service, second_service, *templates))
+        return rollout, second_service
 
 
 def _egress_rules(targets: Sequence[EgressTargetArgs], upstream_cidrs: Sequence[str]) -> list:

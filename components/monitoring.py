@@ -300,7 +300,7 @@ class Monitoring(pulumi.ComponentResource):
             self.alertmanager = self._alertmanager()
             self.kube_state_metrics = self._kube_state_metrics()
             self.node_exporter = self._node_exporter()
-            prom_url = f"http://prometheus.{ns}.svc:{mc.PROMETHEUS_PORT}"
+            prom_url = mc.prometheus_url(ns)
             am_url = f"http://{self.targets.alertmanager_name}.{ns}.svc:{mc.ALERTMANAGER_PORT}"
         self.grafana_admin_password = pulumi.Output.secret("")
         if a["grafana"]:

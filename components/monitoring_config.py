@@ -31,6 +31,15 @@ import yaml
 # --------------------------------------------------------------------------- constants
 
 PROMETHEUS_PORT = 9090
+#: ingress-nginx's request counter and latency histogram: the app's RED metrics (New API
+#: has no /metrics), used by rules, dashboards, the RPS autoscaling rule and canary analysis.
+INGRESS_REQUESTS = "nginx_ingress_controller_requests"
+INGRESS_DURATION_BUCKET = "nginx_ingress_controller_request_duration_seconds_bucket"
+
+
+def prometheus_url(namespace: str) -> str:
+    """In-cluster URL of the Prometheus this stack deploys in ``namespace``."""
+    return f"http://prometheus.{namespace}.svc:{PROMETHEUS_PORT}"
 ALERTMANAGER_PORT = 9093
 ALERTMANAGER_CLUSTER_PORT = 9094
 BLACKBOX_PORT = 9115
@@ -209,11 +218,11 @@ def _alert(name: str, expr: str, for_: str, severity: str, service: str, summary
 
 def _req(t: Targets, extra: str = "", window: str = "5m") -> str:
     sel = t.ingress_selector + (f",{extra}" if extra else "")
-    return f"sum(rate(nginx_ingress_controller_requests{{{sel}}}[{window}]))"
+    return f"sum(rate({INGRESS_REQUESTS}{{{sel}}}[{window}]))"
 
 
 def _quantile(t: Targets, q: float, window: str = "5m") -> str:
-    return (f"histogram_quantile({q}, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket"
+    return (f"histogram_quantile({q}, sum by (le) (rate({INGRESS_DURATION_BUCKET}"
             f"{{{t.ingress_selector}}}[{window}])))")
 
 

@@ -22,6 +22,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from pydantic.alias_generators import to_camel
 
 from components import app as app_component
+from components import delivery as delivery_component
 from components import common, images
 
 _R = app_component.DEFAULT_RESOURCES
@@ -157,6 +158,34 @@ class Pool(_Model):
         return self
 
 
+class Delivery(_Model):
+    """Progressive delivery of the serving pods (Argo Rollouts; seed 000 §13.4.4)."""
+    strategy: Literal["rolling", "blue-green", "canary"] = "rolling"
+    canary_steps: Annotated[list[Annotated[int, Field(ge=1, le=99)]], Field(min_length=1)] = \
+        list(delivery_component.DEFAULT_DELIVERY["canary_steps"])
+    pause_seconds: Annotated[int, Field(ge=0, le=86400)] = delivery_component.DEFAULT_DELIVERY["pause_seconds"]
+    success_rate: Annotated[float, Field(gt=0, le=1)] = delivery_component.DEFAULT_DELIVERY["success_rate"]
+    latency_p95_seconds: Annotated[float, Field(gt=0)] = delivery_component.DEFAULT_DELIVERY["latency_p95_seconds"]
+    analysis_count: Annotated[int, Field(ge=1, le=100)] = delivery_component.DEFAULT_DELIVERY["analysis_count"]
+    analysis_failure_limit: Annotated[int, Field(ge=0)] = \
+        delivery_component.DEFAULT_DELIVERY["analysis_failure_limit"]
+    rollouts_namespace: DnsLabel = delivery_component.DEFAULT_DELIVERY["rollouts_namespace"]
+
+    @model_validator(mode="after")
+    def _can_fail(self):
+        if self.analysis_failure_limit >= self.analysis_count:
+            raise _field_error("analysisFailureLimit", self.analysis_failure_limit,
+                               f"must be below analysisCount ({self.analysis_count}), or the analysis can "
+                               "never fail (seed 000's count 3 / failureLimit 3)")
+        if self.canary_steps != sorted(set(self.canary_steps)):
+            raise _field_error("canarySteps", self.canary_steps, "must be strictly increasing weights")
+        return self
+
+    def component_args(self) -> dict:
+        """DeliveryArgs for ApiService (everything but the strategy)."""
+        return self.model_dump(exclude={"strategy"})
+
+
 class App(_Model):
     """The New API tier: one migrating master plus autoscaled slaves."""
     image: Image = images.NEW_API
@@ -180,6 +209,7 @@ class App(_Model):
     #: Escape hatch: extra non-secret env for both workloads.
     extra_env: dict[str, str] = {}
     priority_class_name: Optional[DnsLabel] = None
+    delivery: Delivery = Delivery()
 
     @model_validator(mode="after")
     def _extra_env(self):
@@ -516,6 +546,13 @@ class StackConfig(_Model):
         if self.is_prod and ing.tls.issuer != "letsencrypt-prod":
             errors.append(("ingress.tls.issuer", ing.tls.issuer,
                            "prod certificates come from 'letsencrypt-prod' (K8S-045)"))
+        if app.delivery.strategy != "rolling" and not self.monitoring.enabled:
+            errors.append(("app.delivery.strategy", app.delivery.strategy,
+                           "canary and blue-green analyses query Prometheus: needs monitoring.enabled true"))
+        if app.delivery.strategy == "canary" and self.ingress.class_name != "nginx":
+            errors.append(("app.delivery.strategy", "canary",
+                           f"canary traffic routing uses ingress-nginx; ingress.className is "
+                           f"{self.ingress.class_name!r}"))
         bucket_snapshots = self.database.backend == "aws" and self.backup.s3 is None
         if self.logging.enabled and not (self.logging.snapshot_volume_size or bucket_snapshots):
             errors.append(("logging.snapshotVolumeSize", None,

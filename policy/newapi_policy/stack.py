@@ -67,10 +67,25 @@ def workloads(stack: Stack, kinds=("Deployment", "StatefulSet", "DaemonSet", "Jo
                                    "Pod", "Rollout")) -> List[Workload]:
     out = []
     for r in stack.k8s(*kinds):
-        p = pod_of(r)
+        p = pod_of(r) or _workload_ref_pod(stack, r)
         if p is not None:
             out.append(Workload(r, p))
     return out
+
+
+def _workload_ref_pod(stack: Stack, r: Res) -> Optional[Pod]:
+    """A Rollout with ``spec.workloadRef`` runs the pod template of the Deployment it names
+    (same namespace): for the stack-level controls it is a workload with that pod."""
+    if r.kind != "Rollout":
+        return None
+    ref = get(r.props, "spec", "workloadRef")
+    if not is_map(ref) or get(ref, "kind") != "Deployment":
+        return None
+    for d in stack.k8s("Deployment"):
+        if d.namespace == r.namespace and d.k8s_name == get(ref, "name"):
+            template = get(d.props, "spec", "template")
+            return Pod(r, template) if is_map(template) and is_map(get(template, "spec")) else None
+    return None
 
 
 def hpa_for(stack: Stack, w: Res) -> Optional[Res]:

@@ -1,0 +1,250 @@
+"""Progressive delivery (issue: blue-green and canary with automated analysis): the Rollout,
+its analyses, and what follows it (HPA, PDB, Services, NetworkPolicies)."""
+
+import math
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from components import monitoring_config
+from support import Stack, override
+from tools import mockrt, synth
+
+ROLLOUT = "kubernetes:argoproj.io/v1alpha1:Rollout"
+
+
+def run(stack: str, strategy: str, *changes) -> Stack:
+    return Stack(mockrt.run_stack(stack, override(stack, ("app.delivery.strategy", strategy), *changes)))
+
+
+@pytest.fixture(scope="module")
+def canary() -> Stack:
+    return run("prod", "canary")
+
+
+@pytest.fixture(scope="module")
+def bluegreen() -> Stack:
+    return run("prod", "blue-green")
+
+
+def rollout(stack: Stack) -> dict:
+    return stack.k8s("Rollout", "new-api")
+
+
+def templates(stack: Stack) -> dict:
+    return {t["metadata"]["name"]: t["spec"] for t in stack.k8s_all("AnalysisTemplate")}
+
+
+# ----------------------------------------------------------------------------- canary
+
+def test_canary_steps_follow_the_seed(canary):
+    steps = rollout(canary)["spec"]["strategy"]["canary"]["steps"]
+    assert [s["setWeight"] for s in steps if "setWeight" in s] == [20, 40, 60, 80]
+    assert [s["pause"]["duration"] for s in steps if "pause" in s] == ["600s"] * 4
+
+
+def test_canary_routes_through_the_stable_ingress_with_the_header(canary):
+    canary_spec = rollout(canary)["spec"]["strategy"]["canary"]
+    nginx = canary_spec["trafficRouting"]["nginx"]
+    ingress_names = [i["metadata"]["name"] for i in canary.k8s_all("Ingress")]
+    assert nginx["stableIngress"] in ingress_names
+    assert nginx["additionalIngressAnnotations"] == {"canary-by-header": "X-Canary"}
+    assert (canary_spec["stableService"], canary_spec["canaryService"]) == ("new-api", "new-api-canary")
+
+
+def test_canary_analysis_starts_at_step_two_on_the_canary_service(canary):
+    analysis = rollout(canary)["spec"]["strategy"]["canary"]["analysis"]
+    assert analysis["startingStep"] == 2
+    assert {t["templateName"] for t in analysis["templates"]} == {"new-api-success-rate", "new-api-latency"}
+    assert {"name": "service", "value": "new-api-canary"} in analysis["args"]
+    assert set(templates(canary)) >= {t["templateName"] for t in analysis["templates"]}
+
+
+def test_both_services_select_the_serving_pods(canary):
+    pods = canary.k8s("Deployment", "new-api")["spec"]["template"]["metadata"]["labels"]
+    for name in ("new-api", "new-api-canary"):
+        selector = canary.k8s("Service", name)["spec"]["selector"]
+        assert all(pods[k] == v for k, v in selector.items())
+
+
+def test_hpa_and_pdb_follow_the_rollout(canary):
+    hpa = canary.k8s("HorizontalPodAutoscaler", "new-api")["spec"]["scaleTargetRef"]
+    assert hpa == {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "new-api"}
+    assert "replicas" not in rollout(canary)["spec"]
+    pdb = canary.k8s("PodDisruptionBudget", "new-api")["spec"]["selector"]["matchLabels"]
+    assert pdb == rollout(canary)["spec"]["selector"]["matchLabels"]
+
+
+def test_rollout_takes_its_pods_from_the_deployment_and_scales_it_down_progressively(canary):
+    spec = rollout(canary)["spec"]
+    assert spec["workloadRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "new-api",
+                                   "scaleDown": "progressively"}
+    assert spec["selector"]["matchLabels"] == canary.k8s("Deployment", "new-api")["spec"]["selector"]["matchLabels"]
+    deps = set(canary.get(ROLLOUT, "new-api").dependencies)
+    assert canary.get("kubernetes:apps/v1:Deployment", "new-api").urn in deps
+
+
+# ----------------------------------------------------------------------------- analyses
+
+def test_analyses_query_the_stacks_prometheus(canary):
+    for spec in templates(canary).values():
+        for metric in spec["metrics"]:
+            if "prometheus" in metric["provider"]:
+                assert metric["provider"]["prometheus"]["address"] == "http://prometheus.monitoring.svc:9090"
+
+
+def test_analyses_can_fail(canary):
+    for name, spec in templates(canary).items():
+        for metric in spec["metrics"]:
+            assert metric["failureLimit"] < metric["count"], name
+
+
+def _evaluate(condition: str, result: list) -> bool:
+    """The analysis conditions are expr-lang; this subset maps onto Python."""
+    expr = condition.replace("&&", "and").replace("||", "or").replace("true", "True")
+    return bool(eval(expr, {"len": len, "result": result}))  # noqa: S307 (our own generated text)
+
+
+@pytest.mark.parametrize("template,result,outcome", [
+    ("new-api-success-rate", [0.99], "success"),
+    ("new-api-success-rate", [0.95], "success"),
+    ("new-api-success-rate", [0.90], "failure"),
+    ("new-api-success-rate", [], "inconclusive"),
+    ("new-api-success-rate", [math.nan], "inconclusive"),
+    ("new-api-latency", [0.3], "success"),
+    ("new-api-latency", [0.8], "failure"),
+    ("new-api-latency", [], "inconclusive"),
+])
+def test_analysis_conditions_decide_as_the_seed_requires(canary, template, result, outcome):
+    metric = templates(canary)[template]["metrics"][0]
+    success = _evaluate(metric["successCondition"], result)
+    failure = _evaluate(metric["failureCondition"], result)
+    assert (success, failure) == {"success": (True, False), "failure": (False, True),
+                                  "inconclusive": (False, False)}[outcome]
+
+
+def _metric_names(query: str) -> set:
+    names = set(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", query))
+    return names - {"by", "sum", "rate", "histogram_quantile"}
+
+
+def test_analyses_use_only_metrics_the_stack_collects(canary):
+    collected = monitoring_config.EXPORTER_METRICS["ingress-nginx"]
+    for spec in templates(canary).values():
+        for metric in spec["metrics"]:
+            if "prometheus" in metric["provider"]:
+                names = _metric_names(metric["provider"]["prometheus"]["query"])
+                assert names and names <= collected, names
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (tools/install-validators.sh)")
+def test_analysis_queries_are_valid_promql(tmp_path, canary):
+    rules = []
+    for name, spec in templates(canary).items():
+        for metric in spec["metrics"]:
+            if "prometheus" in metric["provider"]:
+                query = (metric["provider"]["prometheus"]["query"]
+                         .replace("{{args.namespace}}", "new-api").replace("{{args.service}}", "new-api-canary"))
+                rules.append({"record": f"analysis:{name.replace('-', '_')}", "expr": query})
+    path = tmp_path / "analysis.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}))
+    proc = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------- blue-green
+
+def test_blue_green_waits_for_a_human_and_keeps_the_old_pods_briefly(bluegreen):
+    bg = rollout(bluegreen)["spec"]["strategy"]["blueGreen"]
+    assert bg["autoPromotionEnabled"] is False and bg["scaleDownDelaySeconds"] == 30
+    assert (bg["activeService"], bg["previewService"]) == ("new-api", "new-api-preview")
+    assert bluegreen.k8s("Service", "new-api-preview")["spec"]["selector"] == \
+        bluegreen.k8s("Service", "new-api")["spec"]["selector"]
+
+
+def test_blue_green_checks_the_preview_pods_before_and_traffic_after_promotion(bluegreen):
+    bg = rollout(bluegreen)["spec"]["strategy"]["blueGreen"]
+    pre = bg["prePromotionAnalysis"]
+    assert [t["templateName"] for t in pre["templates"]] == ["new-api-status-check"]
+    web = templates(bluegreen)["new-api-status-check"]["metrics"][0]["provider"]["web"]
+    assert web["url"].endswith("/api/status") and web["jsonPath"] == "{$.success}"
+    post = bg["postPromotionAnalysis"]
+    assert {"name": "service", "value": "new-api"} in post["args"]
+
+
+def test_blue_green_lets_the_rollouts_controller_reach_the_pods(bluegreen, prod):
+    def sources(stack):
+        return {r["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                for r in stack.k8s("NetworkPolicy", "new-api-serving")["spec"]["ingress"]}
+    assert sources(bluegreen) - sources(prod) == {"argo-rollouts"}
+
+
+# ----------------------------------------------------------------------------- switching and guardrails
+
+def test_rolling_has_no_rollout(prod):
+    assert prod.of_type(ROLLOUT) == [] and prod.k8s_all("AnalysisTemplate") == []
+    assert prod.k8s("HorizontalPodAutoscaler", "new-api")["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+
+
+def test_switching_strategy_replaces_nothing_that_runs(prod, canary):
+    """Same URNs for every rolling resource, same pod template: the running pods stay until
+    the Rollout's are available (workloadRef, scaleDown: progressively)."""
+    before = {r.urn for r in prod.registrations}
+    after = {r.urn for r in canary.registrations}
+    assert before <= after
+    old = prod.k8s("Deployment", "new-api")["spec"]["template"]
+    new = canary.k8s("Deployment", "new-api")["spec"]["template"]
+    assert old == new
+
+
+@pytest.mark.parametrize("strategy", ["canary", "blue-green"])
+def test_rollout_objects_are_schema_valid(strategy):
+    stack = run("dev", strategy)
+    for kind in ("Rollout", "AnalysisTemplate"):
+        for obj in stack.k8s_all(kind):
+            assert synth.validate_manifest(obj) is None, obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("strategy", ["canary", "blue-green"])
+def test_rollout_stacks_pass_the_policy_pack(strategy):
+    import sys
+
+    sys.path.insert(0, str(mockrt.REPO / "policy"))
+    import newapi_policy
+
+    for stack_name in ("dev", "prod"):
+        stack = run(stack_name, strategy)
+        report = newapi_policy.evaluate_stack(synth.inventory(stack.result), environment=stack_name)
+        assert [v["message"] for v in report["violations"] if v["level"] == "mandatory"] == []
+        assert report["checks_run"]["k8s-001-run-as-non-root"] > 0
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ([("app.delivery.strategy", "canary"), ("monitoring.enabled", False)],
+     "new-api:app.delivery.strategy = \"canary\": canary and blue-green analyses query Prometheus"),
+    ([("app.delivery.strategy", "canary"), ("app.delivery.analysisFailureLimit", 5)],
+     "new-api:app.delivery.analysisFailureLimit = 5: must be below analysisCount (5)"),
+    ([("app.delivery.strategy", "canary"), ("app.delivery.canarySteps", [40, 20])],
+     "new-api:app.delivery.canarySteps = [40, 20]: must be strictly increasing"),
+    ([("app.delivery.strategy", "red-black")], "new-api:app.delivery.strategy = \"red-black\""),
+    ([("app.delivery.strategy", "canary"), ("ingress.className", "traefik")],
+     "canary traffic routing uses ingress-nginx"),
+])
+def test_bad_delivery_config_is_refused(changes, expected):
+    result = mockrt.run_stack("dev", override("dev", *changes))
+    assert expected in str(result.error), result.error
+    assert result.registrations == []
+
+
+def test_component_needs_a_prometheus_for_analysis():
+    from test_components import GOOD_APP
+    from components import ApiService
+
+    result = mockrt.run(lambda: ApiService("api", {**GOOD_APP, "strategy": "canary"}))
+    assert "prometheus_url: is required with strategy 'canary'" in str(result.error)
+    bad = mockrt.run(lambda: ApiService("api", {**GOOD_APP, "strategy": "canary", "prometheus_url": "http://p:9090",
+                                                 "delivery": {"analysis_failure_limit": 9}}))
+    assert "delivery.analysis_failure_limit: 9 must be below analysis_count 5" in str(bad.error)
