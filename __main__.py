@@ -148,6 +148,7 @@ app = ApiService("new-api", {
     "datastore_egress": [*postgres.egress_targets, *redis.egress_targets],
     "upstream_cidrs": list(cfg.network.upstream_cidrs),
     "priority_class_name": cfg.app.priority_class_name,
+    "priority_class_value": cfg.app.priority_class_value,
     "extra_env": dict(cfg.app.extra_env),
     "strategy": cfg.app.delivery.strategy,
     "delivery": cfg.app.delivery.component_args(),

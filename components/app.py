@@ -181,7 +181,9 @@ class ApiServiceArgs(TypedDict, total=False):
     upstream_cidrs: list[str]
     """Destinations allowed on TCP 443 (LLM providers); default everywhere but link-local."""
     priority_class_name: str
-    """PriorityClass of the app pods (prod: above logging and monitoring)."""
+    """PriorityClass of the app pods (prod: above logging and monitoring, K8S-038)."""
+    priority_class_value: int
+    """Create that PriorityClass with this value (unset: it must already exist)."""
     extra_env: dict[str, str]
     """Escape hatch: extra non-secret env (ConfigMap) for both workloads."""
     strategy: str
@@ -281,6 +283,10 @@ def _validate(args: ApiServiceArgs) -> dict:
     a.setdefault("upstream_cidrs", list(DEFAULT_UPSTREAM_CIDRS))
     a["extra_env"] = dict(a.get("extra_env") or {})
     a["settings"] = _settings(a)
+    if a.get("priority_class_value") is not None:
+        common.require(bool(a.get("priority_class_name")), "priority_class_value", "needs priority_class_name")
+        common.require(0 < int(a["priority_class_value"]) <= 1_000_000_000, "priority_class_value",
+                       "must be between 1 and 1000000000 (higher values are reserved for system pods)")
     a.setdefault("strategy", "rolling")
     common.require(a["strategy"] in delivery.STRATEGIES, "strategy",
                    f"{a['strategy']!r} must be one of {', '.join(delivery.STRATEGIES)}")
@@ -367,6 +373,15 @@ class ApiService(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
 
         # ---------------------------------------------------------------- identity and settings
+        self.priority_class = None
+        if a.get("priority_class_name") and a.get("priority_class_value") is not None:
+            # Under node pressure the gateway outranks logging and monitoring (priority 0).
+            self.priority_class = k8s.scheduling.v1.PriorityClass(
+                f"{name}-priority", metadata=common.meta(a["priority_class_name"], None, app_labels),
+                value=int(a["priority_class_value"]), global_default=False,
+                preemption_policy="PreemptLowerPriority",
+                description="New API serving and master pods: above logging and monitoring",
+                opts=opts_())
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=common.meta(name, ns, app_labels),
             automount_service_account_token=False, opts=opts_())
@@ -449,8 +464,9 @@ class ApiService(pulumi.ComponentResource):
 
         # ---------------------------------------------------------------- master
         singleton = common.exemption_annotations(
-            ["K8S-034"], "New API master: every master runs unlocked GORM migrations and the "
-                         "background loops, so exactly one runs (NEWAPI-CONTRACT §3)")
+            ["K8S-023", "K8S-034"], "New API master: every master runs unlocked GORM migrations and the "
+                                    "background loops, so exactly one runs, replaced with Recreate "
+                                    "(NEWAPI-CONTRACT §3)")
         self.master = k8s.apps.v1.Deployment(
             f"{name}-master",
             metadata=common.meta(f"{name}-master", ns, lbl["master"], singleton),
@@ -461,7 +477,7 @@ class ApiService(pulumi.ComponentResource):
                 "selector": {"match_labels": sel["master"]},
                 "template": template("master", a["master_resources"], [], spread=False),
             },
-            opts=opts_(self.config_map, self.env_secret),
+            opts=opts_(self.config_map, self.env_secret, self.priority_class),
         )
         self.master_service = k8s.core.v1.Service(
             f"{name}-master",
@@ -528,7 +544,7 @@ class ApiService(pulumi.ComponentResource):
                                      spread=True),
             },
             # The master migrates first; slaves start after setup so they read setup=done.
-            opts=opts_(self.master, self.bootstrap_job),
+            opts=opts_(self.master, self.bootstrap_job, self.priority_class),
         )
         self.service = k8s.core.v1.Service(
             name,

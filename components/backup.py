@@ -182,7 +182,7 @@ class BackupBucket(pulumi.ComponentResource):
                          # here would break the repository under it. Only old versions go.
                          {"id": "expire-deleted-snapshots", "status": "Enabled",
                           "filter": {"prefix": SNAPSHOT_PREFIX},
-                          "noncurrent_version_expiration": {"noncurrent_days": 7},
+                          "noncurrent_version_expiration": {"noncurrent_days": 30},
                           "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
                      ])
 
@@ -368,7 +368,7 @@ class PostgresBackupArgs(TypedDict, total=False):
     image: str
     """pg_dump image; its major must be >= the server's (default postgres:16.6)."""
     aws_cli_image: str
-    """AWS CLI image for S3 transfers (default amazon/aws-cli:2.22.35)."""
+    """AWS CLI image for S3 transfers (default public.ecr.aws/aws-cli/aws-cli:2.22.35)."""
     restore_object_key: str
     """Create a restore Job for this dump (file name under the prefix/PVC). Unset: no Job."""
     protect: bool

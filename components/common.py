@@ -206,6 +206,32 @@ def exec_probe(command: Sequence[str], *, period: int, timeout: int, failures: i
     }
 
 
+# --------------------------------------------------------------------------- availability
+
+#: Rolling update that never drops below the desired count (seed 002 §3.2, K8S-023).
+ZERO_DOWNTIME_ROLLING = {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}}
+
+
+def pre_stop_sleep(seconds: int) -> dict:
+    """A preStop pause so endpoints are removed before SIGTERM (K8S-024). The kubelet's own
+    sleep action (Kubernetes >= 1.30) needs no shell or sleep binary in the image."""
+    return {"pre_stop": {"sleep": {"seconds": seconds}}}
+
+
+def draining(container_: dict, seconds: int = 5) -> dict:
+    """The container with a preStop pause (serving containers of Deployments)."""
+    return {**container_, "lifecycle": pre_stop_sleep(seconds)}
+
+
+def container(name: str, image: str, resources_: dict, **fields) -> dict:
+    """A container with the restricted security context; other fields (args, env, ports,
+    probes, volume_mounts, lifecycle...) are passed through when set."""
+    c: dict = {"name": name, "image": image, "image_pull_policy": fields.pop("image_pull_policy", "IfNotPresent"),
+               "resources": resources_, "security_context": container_security_context()}
+    c.update({k: v for k, v in fields.items() if v})
+    return c
+
+
 # --------------------------------------------------------------------------- volumes
 
 def empty_dir(name: str, size_limit: str, medium: Optional[str] = None) -> dict:

@@ -31,10 +31,10 @@ CNPG_POSTGRES = "ghcr.io/cloudnative-pg/postgresql:16.6"
 REDIS = "redis:7.4.2"
 """Official Redis 7 image (seed 000: ``redis:7-alpine``, pinned to an exact tag)."""
 
-REDIS_EXPORTER = "oliver006/redis_exporter:v1.67.0"
+REDIS_EXPORTER = "quay.io/oliver006/redis_exporter:v1.67.0"
 """Prometheus redis_exporter (seed 000: ``redis-exporter:9121``)."""
 
-AWS_CLI = "amazon/aws-cli:2.22.35"
+AWS_CLI = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
 """AWS CLI v2 for the backup upload/download steps (IRSA credentials, no static keys)."""
 
 # --------------------------------------------------------------------------- observability

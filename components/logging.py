@@ -271,14 +271,7 @@ class Logging(pulumi.ComponentResource):
                   "ingress": ingress, "egress": egress}, opts=self._opts())
 
     def _container(self, name: str, image: str, res: dict, **kw) -> dict:
-        c: dict = {"name": name, "image": image, "image_pull_policy": "IfNotPresent",
-                   "resources": _res(res, kw.pop("ephemeral", "64Mi")),
-                   "security_context": common.container_security_context()}
-        for key in ("command", "args", "env", "ports", "volume_mounts", "readiness_probe", "liveness_probe",
-                    "startup_probe"):
-            if kw.get(key):
-                c[key] = kw[key]
-        return c
+        return common.container(name, image, _res(res, kw.pop("ephemeral", "64Mi")), **kw)
 
     def _pdb(self, suffix: str, namespace: str, lbl: dict, sel: dict, after):
         return k8s.policy.v1.PodDisruptionBudget(
@@ -497,14 +490,15 @@ class Logging(pulumi.ComponentResource):
             readiness_probe=common.http_probe("/_node/pipelines/new-api", "api", period=10, timeout=5, failures=3),
             liveness_probe=common.tcp_probe("api", period=20, timeout=5, failures=3))
         pod = common.restricted_pod_spec(
-            service_account=sa.metadata.name, containers=[container], termination_grace_seconds=60,
+            service_account=sa.metadata.name, containers=[common.draining(container)],
+            termination_grace_seconds=60,
             spread_labels=sel if n > 1 else None,
             volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
                      common.empty_dir("data", "1Gi"), common.empty_dir("tmp", "256Mi")])
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-logstash", metadata=common.meta("logstash", ns, lbl),
             spec={"replicas": n, "selector": {"match_labels": sel},
-                  "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+                  "strategy": common.ZERO_DOWNTIME_ROLLING,
                   "template": {"metadata": {"labels": lbl, "annotations": {
                       "checksum/config": _checksum(*files.values())}}, "spec": pod}},
             opts=self._opts(cm, self.setup_job))
@@ -554,8 +548,10 @@ class Logging(pulumi.ComponentResource):
             liveness_probe=common.tcp_probe("http", period=20, timeout=5, failures=3))
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-kibana", metadata=common.meta("kibana", ns, lbl),
-            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {"metadata": {"labels": lbl},
-                  "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container],
+            spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
+                  "template": {"metadata": {"labels": lbl},
+                  "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
+                                                     termination_grace_seconds=30,
                                                      volumes=[common.empty_dir("data", "1Gi"),
                                                               common.empty_dir("tmp", "256Mi")])}},
             opts=self._opts(secret, self.setup_job))

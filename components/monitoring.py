@@ -194,23 +194,12 @@ def _res(spec: dict) -> dict:
 
 def _container(name: str, image: str, res: dict, *, args: Sequence[str] = (), ports: Sequence[tuple] = (),
                readiness: Optional[dict] = None, liveness: Optional[dict] = None,
-               startup: Optional[dict] = None, mounts: Sequence[dict] = (), env: Sequence[dict] = ()) -> dict:
-    c: dict = {
-        "name": name, "image": image, "image_pull_policy": "IfNotPresent",
-        "resources": _res(res), "security_context": common.container_security_context(),
-    }
-    if args:
-        c["args"] = list(args)
-    if ports:
-        c["ports"] = [{"name": n, "container_port": p, "protocol": "TCP"} for n, p in ports]
-    if env:
-        c["env"] = list(env)
-    if mounts:
-        c["volume_mounts"] = list(mounts)
-    for key, probe in (("readiness_probe", readiness), ("liveness_probe", liveness), ("startup_probe", startup)):
-        if probe:
-            c[key] = probe
-    return c
+               startup: Optional[dict] = None, mounts: Sequence[dict] = (), env: Sequence[dict] = (),
+               lifecycle: Optional[dict] = None) -> dict:
+    return common.container(
+        name, image, _res(res), args=list(args), env=list(env), volume_mounts=list(mounts),
+        ports=[{"name": n, "container_port": p, "protocol": "TCP"} for n, p in ports],
+        readiness_probe=readiness, liveness_probe=liveness, startup_probe=startup, lifecycle=lifecycle)
 
 
 def _ns_peer(namespace: str, pod_labels: Optional[dict] = None) -> dict:
@@ -407,9 +396,11 @@ class Monitoring(pulumi.ComponentResource):
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-blackbox",
             metadata=common.meta("blackbox-exporter", ns, lbl),
-            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {
+            spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
+                  "template": {
                 "metadata": {"labels": lbl, "annotations": {"checksum/config": _checksum(text)}},
-                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container],
+                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
+                                                   termination_grace_seconds=30,
                                                    volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}}])}},
             opts=self._opts(cm))
         self._service("blackbox-exporter", ns, lbl, sel, [("http", mc.BLACKBOX_PORT)])
@@ -590,10 +581,12 @@ class Monitoring(pulumi.ComponentResource):
             liveness=common.http_probe("/livez", "http-metrics", period=15, timeout=5, failures=3))
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-kube-state-metrics", metadata=common.meta("kube-state-metrics", ns, lbl),
-            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {
+            spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
+                  "template": {
                 "metadata": {"labels": lbl, "annotations": common.exemption_annotations(
                     API_CLIENT_EXEMPTION, "kube-state-metrics lists and watches cluster objects")},
-                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container],
+                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
+                                                   termination_grace_seconds=30,
                                                    automount_token=True)}},
             opts=self._opts())
         self._netpol("kube-state-metrics", ns, lbl, sel,
@@ -692,7 +685,8 @@ class Monitoring(pulumi.ComponentResource):
                     common.mount("provider", "/etc/grafana/provisioning/dashboards", read_only=True),
                     common.mount("dashboards", "/var/lib/grafana/dashboards/new-api", read_only=True)])
         cm = provisioning.metadata.name
-        pod = common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container], volumes=[
+        pod = common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
+                                         termination_grace_seconds=30, volumes=[
             # Stateless by design: everything is provisioned, so the SQLite DB is scratch.
             common.empty_dir("data", "1Gi"), common.empty_dir("tmp", "256Mi"),
             {"name": "provisioning", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
@@ -703,7 +697,8 @@ class Monitoring(pulumi.ComponentResource):
         checksum = _checksum(ds_text, provider_text, *self.dashboards.values())
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-grafana", metadata=common.meta("grafana", ns, lbl),
-            spec={"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"match_labels": sel},
+            # Grafana keeps no state (everything is provisioned): it can roll like the rest.
+            spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
                   "template": {"metadata": {"labels": lbl, "annotations": {"checksum/provisioning": checksum}},
                                "spec": pod}},
             opts=self._opts(secret, provisioning, boards))
@@ -775,13 +770,15 @@ class Monitoring(pulumi.ComponentResource):
                     common.mount("tmp", "/tmp")])
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
-            spec={"replicas": 1, "selector": {"match_labels": sel}, "template": {
+            spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
+                  "template": {
                 "metadata": {"labels": lbl, "annotations": {
                     "checksum/config": _checksum(text),
                     **common.exemption_annotations(API_CLIENT_EXEMPTION, "an aggregated API server: delegated "
                                                    "authn/authz and resource lookups")}},
                 "spec": common.restricted_pod_spec(
-                    service_account=sa.metadata.name, containers=[container], automount_token=True,
+                    service_account=sa.metadata.name, containers=[common.draining(container)],
+                    termination_grace_seconds=30, automount_token=True,
                     volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
                              {"name": "serving-cert", "secret": {"secret_name": "prometheus-adapter-tls"}},
                              common.empty_dir("tmp", "64Mi")])}},

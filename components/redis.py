@@ -88,7 +88,7 @@ class RedisArgs(TypedDict, total=False):
     image: str
     """Redis image (default redis:7.4.2)."""
     exporter_image: str
-    """redis_exporter image (default oliver006/redis_exporter:v1.67.0)."""
+    """redis_exporter image (default quay.io/oliver006/redis_exporter:v1.67.0)."""
     resources: ResourcesArgs
     """Redis container requests/limits (default 250m/1Gi, memory limit 1536Mi)."""
     clients: Sequence[ClientArgs]

@@ -209,6 +209,8 @@ class App(_Model):
     #: Escape hatch: extra non-secret env for both workloads.
     extra_env: dict[str, str] = {}
     priority_class_name: Optional[DnsLabel] = None
+    #: Create priorityClassName with this value (above logging and monitoring, K8S-038).
+    priority_class_value: Optional[Annotated[int, Field(ge=1, le=1_000_000_000)]] = None
     delivery: Delivery = Delivery()
 
     @model_validator(mode="after")

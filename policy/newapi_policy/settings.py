@@ -19,6 +19,7 @@ from pulumi_policy import PolicyConfigSchema
 DEFAULT_ALLOWED_REGISTRIES: Tuple[str, ...] = (
     "docker.io/calciumion", "calciumion", "docker.io/library", "postgres", "redis",
     "quay.io", "registry.k8s.io", "docker.elastic.co", "grafana", "prom", "bitnami", "ghcr.io",
+    "public.ecr.aws",
 )
 #: cert-manager issuers K8S-045 accepts in prod: the conventional name and the stack's own
 #: ClusterIssuer (components/ingress.py). Each must itself use the ACME production directory.

@@ -160,7 +160,7 @@ def test_backup_bucket_lifecycle_follows_the_backup_matrix(prod):
         {"database-backups/": 30, "logs/": 180}
     # Elasticsearch's SLM expires its own snapshots; the bucket only drops old versions.
     snapshots = rules["elasticsearch-snapshots/"]
-    assert "expiration" not in snapshots and snapshots["noncurrentVersionExpiration"]["noncurrentDays"] == 7
+    assert "expiration" not in snapshots and snapshots["noncurrentVersionExpiration"]["noncurrentDays"] == 30
 
 
 def test_backup_bucket_access_is_logged(prod):

@@ -109,7 +109,7 @@ def test_dev_redis_is_laptop_sized(dev):
 
 def test_exporter_reads_the_password_from_the_secret(dev):
     c = container(_sts(dev), "exporter")
-    assert c["image"] == "oliver006/redis_exporter:v1.67.0"
+    assert c["image"] == "quay.io/oliver006/redis_exporter:v1.67.0"
     assert env_map(c)["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "new-api-redis-auth"
 
 
