@@ -423,8 +423,7 @@ class ApiService(pulumi.ComponentResource):
         grace = grace_period(a["pre_stop_seconds"], a["shutdown_timeout_seconds"])
 
         def container(resources: dict, role_env: list) -> dict:
-            res = common.resources(resources["cpu_request"], resources["memory_request"],
-                                   resources["memory_limit"], resources.get("cpu_limit") or None)
+            res = common.resources_of(resources)
             return {
                 "name": APP,
                 "image": a["image"],
@@ -591,12 +590,9 @@ class ApiService(pulumi.ComponentResource):
         )
 
         # ---------------------------------------------------------------- network policies
-        app_port = [{"protocol": "TCP", "port": APP_PORT}]
+        app_port = common.tcp(APP_PORT)
 
-        def from_namespace(ns_name: str) -> dict:
-            return {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": ns_name}}}
-
-        scrapers = [{"from": [from_namespace(a["monitoring_namespace"])], "ports": app_port}] \
+        scrapers = [{"from": [common.namespace_peer(a["monitoring_namespace"])], "ports": app_port}] \
             if a.get("monitoring_namespace") else []
         egress = _egress_rules(a["datastore_egress"] if a.get("datastore_egress") else [], a["upstream_cidrs"])
 
@@ -609,11 +605,11 @@ class ApiService(pulumi.ComponentResource):
                 opts=opts_())
 
         # Blue-green's pre-promotion check: the Argo Rollouts controller GETs /api/status.
-        rollouts = ([{"from": [from_namespace(a["delivery"]["rollouts_namespace"])], "ports": app_port}]
+        rollouts = ([{"from": [common.namespace_peer(a["delivery"]["rollouts_namespace"])], "ports": app_port}]
                     if a["strategy"] == "blue-green" else [])
         self.serving_policy = netpol(
             "serving", "serving",
-            [{"from": [from_namespace(a["ingress_namespace"])], "ports": app_port}, *scrapers, *rollouts], egress)
+            [{"from": [common.namespace_peer(a["ingress_namespace"])], "ports": app_port}, *scrapers, *rollouts], egress)
         self.master_policy = netpol(
             "master", "master",
             [{"from": [{"pod_selector": {"match_labels": sel["bootstrap"]}}], "ports": app_port}, *scrapers],

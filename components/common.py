@@ -170,6 +170,43 @@ def resources(cpu_request: str, memory_request: str, memory_limit: str,
     return {"requests": requests, "limits": limits}
 
 
+def resources_of(spec: dict, ephemeral_request: str = "64Mi") -> dict:
+    """:func:`resources` from a ``{cpu_request, memory_request, memory_limit, cpu_limit}`` dict."""
+    return resources(spec["cpu_request"], spec["memory_request"], spec["memory_limit"],
+                     spec.get("cpu_limit") or None, ephemeral_request=ephemeral_request)
+
+
+# --------------------------------------------------------------------------- network
+
+def tcp(*ports: int) -> list:
+    """NetworkPolicy port entries."""
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def namespace_peer(namespace: Any, pod_labels: Optional[Mapping[str, str]] = None) -> dict:
+    """A NetworkPolicy peer: the pods of a namespace (optionally only those with ``pod_labels``)."""
+    peer: dict = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}}
+    if pod_labels:
+        peer["pod_selector"] = {"match_labels": dict(pod_labels)}
+    return peer
+
+
+def client_peers(clients: Sequence[Mapping]) -> list:
+    """NetworkPolicy peers for ``[{pod_labels, namespace?}]`` (same namespace when unset)."""
+    return [namespace_peer(c["namespace"], c["pod_labels"]) if c.get("namespace")
+            else {"pod_selector": {"match_labels": dict(c["pod_labels"])}} for c in clients]
+
+
+# --------------------------------------------------------------------------- storage
+
+def volume_claim(name: str, labels_: Mapping[str, str], size: str, storage_class: Optional[str] = None) -> dict:
+    """A StatefulSet volume claim template (ReadWriteOnce)."""
+    spec: dict = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storage_class_name"] = storage_class
+    return {"metadata": {"name": name, "labels": dict(labels_)}, "spec": spec}
+
+
 # --------------------------------------------------------------------------- probes
 
 def http_probe(path: str, port: Any, *, period: int, timeout: int, failures: int,

@@ -162,20 +162,8 @@ def _validate(args: LoggingArgs) -> dict:
     return a
 
 
-def _res(spec: dict, ephemeral: str = "64Mi") -> dict:
-    return common.resources(spec["cpu_request"], spec["memory_request"], spec["memory_limit"],
-                            spec.get("cpu_limit") or None, ephemeral_request=ephemeral)
 
 
-def _ns_peer(namespace: str, pod_labels: Optional[dict] = None) -> dict:
-    peer: dict = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}}
-    if pod_labels:
-        peer["pod_selector"] = {"match_labels": dict(pod_labels)}
-    return peer
-
-
-def _tcp(*ports: int) -> list:
-    return [{"protocol": "TCP", "port": p} for p in ports]
 
 
 class Logging(pulumi.ComponentResource):
@@ -271,7 +259,7 @@ class Logging(pulumi.ComponentResource):
                   "ingress": ingress, "egress": egress}, opts=self._opts())
 
     def _container(self, name: str, image: str, res: dict, **kw) -> dict:
-        return common.container(name, image, _res(res, kw.pop("ephemeral", "64Mi")), **kw)
+        return common.container(name, image, common.resources_of(res, kw.pop("ephemeral", "64Mi")), **kw)
 
     def _pdb(self, suffix: str, namespace: str, lbl: dict, sel: dict, after):
         return k8s.policy.v1.PodDisruptionBudget(
@@ -374,9 +362,6 @@ class Logging(pulumi.ComponentResource):
                   "ports": [{"name": "http", "port": lc.ES_HTTP_PORT, "target_port": "http"}]},
             opts=self._opts())
         protect = bool(a.get("protect"))
-        pvc: dict = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": a["storage_size"]}}}
-        if a.get("storage_class"):
-            pvc["storage_class_name"] = a["storage_class"]
         sts = k8s.apps.v1.StatefulSet(
             f"{self._name}-elasticsearch", metadata=common.meta("elasticsearch", ns, lbl),
             spec={"replicas": n, "service_name": "elasticsearch-headless", "selector": {"match_labels": sel},
@@ -388,9 +373,8 @@ class Logging(pulumi.ComponentResource):
                   "template": {"metadata": {"labels": lbl, "annotations": {"checksum/config": _checksum(text)}},
                                "spec": pod},
                   "volume_claim_templates": [
-                      {"metadata": {"name": "data", "labels": lbl}, "spec": pvc},
-                      *([{"metadata": {"name": "snapshots", "labels": lbl},
-                          "spec": {**pvc, "resources": {"requests": {"storage": a["snapshot_volume_size"]}}}}]
+                      common.volume_claim("data", lbl, a["storage_size"], a.get("storage_class")),
+                      *([common.volume_claim("snapshots", lbl, a["snapshot_volume_size"], a.get("storage_class"))]
                         if fs_snapshots else []),
                   ]},
             opts=self._opts(cm, cert, headless, self.credentials, protect=protect, retain_on_delete=protect))
@@ -398,20 +382,20 @@ class Logging(pulumi.ComponentResource):
             self._pdb("elasticsearch", ns, lbl, sel, sts)
         clients = [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("logstash", "kibana", "setup")]
         if a.get("monitoring_namespace"):
-            clients.append(_ns_peer(a["monitoring_namespace"], {"app.kubernetes.io/name": "grafana"}))
-        egress = [{"to": [{"pod_selector": {"match_labels": sel}}], "ports": _tcp(lc.ES_TRANSPORT_PORT)}]
+            clients.append(common.namespace_peer(a["monitoring_namespace"], {"app.kubernetes.io/name": "grafana"}))
+        egress = [{"to": [{"pod_selector": {"match_labels": sel}}], "ports": common.tcp(lc.ES_TRANSPORT_PORT)}]
         if a.get("snapshot_bucket"):
             egress.append({"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
-                           "ports": _tcp(443)})
+                           "ports": common.tcp(443)})
         self._netpol("elasticsearch", ns, lbl, sel,
-                     [{"from": clients, "ports": _tcp(lc.ES_HTTP_PORT)},
-                      {"from": [{"pod_selector": {"match_labels": sel}}], "ports": _tcp(lc.ES_TRANSPORT_PORT)}],
+                     [{"from": clients, "ports": common.tcp(lc.ES_HTTP_PORT)},
+                      {"from": [{"pod_selector": {"match_labels": sel}}], "ports": common.tcp(lc.ES_TRANSPORT_PORT)}],
                      egress)
         return sts
 
     def _es_egress(self) -> dict:
         return {"to": [{"pod_selector": {"match_labels": self._labels("elasticsearch")[1]}}],
-                "ports": _tcp(lc.ES_HTTP_PORT)}
+                "ports": common.tcp(lc.ES_HTTP_PORT)}
 
     # ------------------------------------------------------------------ setup job
     def _setup(self):
@@ -509,8 +493,8 @@ class Logging(pulumi.ComponentResource):
         if n > 1:
             self._pdb("logstash", ns, lbl, sel, dep)
         self._netpol("logstash", ns, lbl, sel,
-                     [{"from": [_ns_peer(a["agent_namespace"], self._labels("filebeat")[1])],
-                       "ports": _tcp(lc.BEATS_PORT)}],
+                     [{"from": [common.namespace_peer(a["agent_namespace"], self._labels("filebeat")[1])],
+                       "ports": common.tcp(lc.BEATS_PORT)}],
                      [self._es_egress()])
         return dep
 
@@ -559,7 +543,7 @@ class Logging(pulumi.ComponentResource):
                             spec={"type": "ClusterIP", "selector": sel,
                                   "ports": [{"name": "http", "port": lc.KIBANA_PORT, "target_port": "http"}]},
                             opts=self._opts())
-        self._netpol("kibana", ns, lbl, sel, [{"from": [{"pod_selector": {}}], "ports": _tcp(lc.KIBANA_PORT)}],
+        self._netpol("kibana", ns, lbl, sel, [{"from": [{"pod_selector": {}}], "ports": common.tcp(lc.KIBANA_PORT)}],
                      [self._es_egress()])
         self.kibana = dep
 
@@ -617,6 +601,6 @@ class Logging(pulumi.ComponentResource):
                       **exemption, "checksum/config": _checksum(text)}}, "spec": pod}},
             opts=self._opts(cm, self.logstash))
         self._netpol("filebeat", ns, lbl, sel, [],
-                     [{"to": [_ns_peer(a["namespace"], self._labels("logstash")[1])], "ports": _tcp(lc.BEATS_PORT)},
-                      {"to": [{"ip_block": {"cidr": c}} for c in a["api_server_cidrs"]], "ports": _tcp(443, 6443)}])
+                     [{"to": [common.namespace_peer(a["namespace"], self._labels("logstash")[1])], "ports": common.tcp(lc.BEATS_PORT)},
+                      {"to": [{"ip_block": {"cidr": c}} for c in a["api_server_cidrs"]], "ports": common.tcp(443, 6443)}])
         return ds

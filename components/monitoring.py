@@ -187,9 +187,6 @@ def _validate(args: MonitoringArgs) -> dict:
     return a
 
 
-def _res(spec: dict) -> dict:
-    return common.resources(spec["cpu_request"], spec["memory_request"], spec["memory_limit"],
-                            spec.get("cpu_limit") or None)
 
 
 def _container(name: str, image: str, res: dict, *, args: Sequence[str] = (), ports: Sequence[tuple] = (),
@@ -197,20 +194,11 @@ def _container(name: str, image: str, res: dict, *, args: Sequence[str] = (), po
                startup: Optional[dict] = None, mounts: Sequence[dict] = (), env: Sequence[dict] = (),
                lifecycle: Optional[dict] = None) -> dict:
     return common.container(
-        name, image, _res(res), args=list(args), env=list(env), volume_mounts=list(mounts),
+        name, image, common.resources_of(res), args=list(args), env=list(env), volume_mounts=list(mounts),
         ports=[{"name": n, "container_port": p, "protocol": "TCP"} for n, p in ports],
         readiness_probe=readiness, liveness_probe=liveness, startup_probe=startup, lifecycle=lifecycle)
 
 
-def _ns_peer(namespace: str, pod_labels: Optional[dict] = None) -> dict:
-    peer: dict = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}}
-    if pod_labels:
-        peer["pod_selector"] = {"match_labels": dict(pod_labels)}
-    return peer
-
-
-def _tcp(*ports: int) -> list:
-    return [{"protocol": "TCP", "port": p} for p in ports]
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -340,7 +328,7 @@ class Monitoring(pulumi.ComponentResource):
                                    spec=spec, opts=self._opts())
 
     def _api_egress(self) -> dict:
-        return {"to": [{"ip_block": {"cidr": c}} for c in self._a["api_server_cidrs"]], "ports": _tcp(443, 6443)}
+        return {"to": [{"ip_block": {"cidr": c}} for c in self._a["api_server_cidrs"]], "ports": common.tcp(443, 6443)}
 
     def _bind_cluster_role(self, suffix: str, lbl: dict, rules: list, sa_name: str, namespace: str,
                            namespaces: Optional[Sequence[str]] = None):
@@ -407,15 +395,15 @@ class Monitoring(pulumi.ComponentResource):
         self._netpol("blackbox-exporter", ns, lbl, sel,
                      [{"from": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}},
                                 *self._operator_prometheus_peers()],
-                       "ports": _tcp(mc.BLACKBOX_PORT)}],
+                       "ports": common.tcp(mc.BLACKBOX_PORT)}],
                      # the Service DNATs to the app pods' port 3000 (admitted by ApiService's policy)
-                     [{"to": [_ns_peer(a["app_namespace"])], "ports": _tcp(3000, int(a["app_service_port"]))}])
+                     [{"to": [common.namespace_peer(a["app_namespace"])], "ports": common.tcp(3000, int(a["app_service_port"]))}])
         return dep
 
     def _operator_prometheus_peers(self) -> list:
         if self._a["mode"] != "operator":
             return []
-        return [_ns_peer(self._a["namespace"], {"app.kubernetes.io/name": "prometheus"})]
+        return [common.namespace_peer(self._a["namespace"], {"app.kubernetes.io/name": "prometheus"})]
 
     # ------------------------------------------------------------------ prometheus
     def _prometheus(self):
@@ -458,9 +446,6 @@ class Monitoring(pulumi.ComponentResource):
                      {"name": "rules", "config_map": {"name": rules.metadata.name}}])
         self._service("prometheus-headless", ns, lbl, sel, [("http", mc.PROMETHEUS_PORT)], headless=True)
         self._service("prometheus", ns, lbl, sel, [("http", mc.PROMETHEUS_PORT)])
-        pvc_spec: dict = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": a["storage_size"]}}}
-        if a.get("storage_class"):
-            pvc_spec["storage_class_name"] = a["storage_class"]
         protect = bool(a.get("protect"))
         sts = k8s.apps.v1.StatefulSet(
             f"{self._name}-prometheus", metadata=common.meta("prometheus", ns, lbl),
@@ -471,22 +456,22 @@ class Monitoring(pulumi.ComponentResource):
                       "checksum/config": _checksum(self.prometheus_text, self.rules_text),
                       **common.exemption_annotations(API_CLIENT_EXEMPTION, "Kubernetes service discovery: "
                                                      "get/list/watch pods and endpoints")}}, "spec": pod},
-                  "volume_claim_templates": [{"metadata": {"name": "data", "labels": lbl}, "spec": pvc_spec}]},
+                  "volume_claim_templates": [common.volume_claim("data", lbl, a["storage_size"], a.get("storage_class"))]},
             opts=self._opts(cm, rules, protect=protect, retain_on_delete=protect))
         sd_ns = sorted(mc.kubernetes_sd_namespaces(config) - {ns})
         egress = [
             self._api_egress(),
             {"to": [{"pod_selector": {}}],
-             "ports": _tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT)},
-            {"to": [_ns_peer(a["app_namespace"])], "ports": _tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
-            {"to": [_ns_peer(a["ingress_namespace"])], "ports": _tcp(mc.INGRESS_NGINX_METRICS_PORT)},
+             "ports": common.tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT)},
+            {"to": [common.namespace_peer(a["app_namespace"])], "ports": common.tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
+            {"to": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(mc.INGRESS_NGINX_METRICS_PORT)},
             # node-exporter listens on the host network: node addresses, not pod selectors.
-            {"to": [_ns_peer(a["agent_namespace"]), *({"ip_block": {"cidr": c}} for c in a["node_cidrs"])],
-             "ports": _tcp(mc.NODE_EXPORTER_PORT)},
+            {"to": [common.namespace_peer(a["agent_namespace"]), *({"ip_block": {"cidr": c}} for c in a["node_cidrs"])],
+             "ports": common.tcp(mc.NODE_EXPORTER_PORT)},
         ]
         assert set(sd_ns) <= {a["app_namespace"], a["ingress_namespace"], a["agent_namespace"]}
         clients = [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("grafana", "adapter")]
-        self._netpol("prometheus", ns, lbl, sel, [{"from": clients, "ports": _tcp(mc.PROMETHEUS_PORT)}], egress)
+        self._netpol("prometheus", ns, lbl, sel, [{"from": clients, "ports": common.tcp(mc.PROMETHEUS_PORT)}], egress)
         return sts
 
     # ------------------------------------------------------------------ alertmanager
@@ -539,9 +524,7 @@ class Monitoring(pulumi.ComponentResource):
             spec={"replicas": replicas, "service_name": headless, "selector": {"match_labels": sel},
                   "pod_management_policy": "Parallel",
                   "template": {"metadata": {"labels": lbl}, "spec": pod},
-                  "volume_claim_templates": [{"metadata": {"name": "data", "labels": lbl}, "spec": {
-                      "access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
-                      **({"storage_class_name": a["storage_class"]} if a.get("storage_class") else {})}}]},
+                  "volume_claim_templates": [common.volume_claim("data", lbl, "1Gi", a.get("storage_class"))]},
             opts=self._opts(config, self.credentials))
         if replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
@@ -551,14 +534,14 @@ class Monitoring(pulumi.ComponentResource):
         self._netpol(
             "alertmanager", ns, lbl, sel,
             [{"from": [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("prometheus", "grafana")],
-              "ports": _tcp(mc.ALERTMANAGER_PORT)},
-             {"from": peers, "ports": [*_tcp(mc.ALERTMANAGER_CLUSTER_PORT),
+              "ports": common.tcp(mc.ALERTMANAGER_PORT)},
+             {"from": peers, "ports": [*common.tcp(mc.ALERTMANAGER_CLUSTER_PORT),
                                        {"protocol": "UDP", "port": mc.ALERTMANAGER_CLUSTER_PORT}]}],
-            [{"to": peers, "ports": [*_tcp(mc.ALERTMANAGER_CLUSTER_PORT),
+            [{"to": peers, "ports": [*common.tcp(mc.ALERTMANAGER_CLUSTER_PORT),
                                      {"protocol": "UDP", "port": mc.ALERTMANAGER_CLUSTER_PORT}]},
              # SMTP submission and HTTPS (Slack, webhooks) anywhere but link-local metadata.
              {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
-              "ports": _tcp(443, 465, 587)}])
+              "ports": common.tcp(443, 465, 587)}])
         return sts
 
     # ------------------------------------------------------------------ kube-state-metrics
@@ -591,7 +574,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=self._opts())
         self._netpol("kube-state-metrics", ns, lbl, sel,
                      [{"from": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}}],
-                       "ports": _tcp(mc.KSM_PORT)}], [self._api_egress()])
+                       "ports": common.tcp(mc.KSM_PORT)}], [self._api_egress()])
         return dep
 
     # ------------------------------------------------------------------ node-exporter
@@ -629,8 +612,8 @@ class Monitoring(pulumi.ComponentResource):
         # Host-network pods bypass most CNIs' policies; declared anyway (K8S-017), and
         # exact where the CNI does enforce them.
         self._netpol("node-exporter", ns, lbl, sel,
-                     [{"from": [_ns_peer(a["namespace"], self._labels("prometheus")[1])],
-                       "ports": _tcp(mc.NODE_EXPORTER_PORT)}], [])
+                     [{"from": [common.namespace_peer(a["namespace"], self._labels("prometheus")[1])],
+                       "ports": common.tcp(mc.NODE_EXPORTER_PORT)}], [])
         return ds
 
     # ------------------------------------------------------------------ grafana
@@ -705,14 +688,14 @@ class Monitoring(pulumi.ComponentResource):
         self._service("grafana", ns, lbl, sel, [("http", 3000)])
         egress = [{"to": [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("prometheus",
                                                                                         "alertmanager")],
-                   "ports": _tcp(mc.PROMETHEUS_PORT, mc.ALERTMANAGER_PORT)}]
+                   "ports": common.tcp(mc.PROMETHEUS_PORT, mc.ALERTMANAGER_PORT)}]
         if a["mode"] == "operator":
-            egress.append({"to": [_ns_peer(ns)], "ports": _tcp(mc.PROMETHEUS_PORT, mc.ALERTMANAGER_PORT)})
+            egress.append({"to": [common.namespace_peer(ns)], "ports": common.tcp(mc.PROMETHEUS_PORT, mc.ALERTMANAGER_PORT)})
         if a.get("elasticsearch_url"):
-            egress.append({"to": [_ns_peer(a["elasticsearch_namespace"],
-                                           {"app.kubernetes.io/name": "elasticsearch"})], "ports": _tcp(9200)})
+            egress.append({"to": [common.namespace_peer(a["elasticsearch_namespace"],
+                                           {"app.kubernetes.io/name": "elasticsearch"})], "ports": common.tcp(9200)})
         self._netpol("grafana", ns, lbl, sel,
-                     [{"from": [_ns_peer(a["ingress_namespace"])], "ports": _tcp(3000)}], egress)
+                     [{"from": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(3000)}], egress)
         self.grafana = dep
         return dep
 
@@ -797,11 +780,11 @@ class Monitoring(pulumi.ComponentResource):
             opts=self._opts(svc, dep, cert))
         self._netpol("prometheus-adapter", ns, lbl, sel,
                      [{"from": [{"ip_block": {"cidr": c}} for c in a["api_server_cidrs"]],
-                       "ports": _tcp(mc.ADAPTER_PORT)}],
+                       "ports": common.tcp(mc.ADAPTER_PORT)}],
                      [self._api_egress(),
                       {"to": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}},
-                              *([_ns_peer(ns)] if a["mode"] == "operator" else [])],
-                       "ports": _tcp(mc.PROMETHEUS_PORT)}])
+                              *([common.namespace_peer(ns)] if a["mode"] == "operator" else [])],
+                       "ports": common.tcp(mc.PROMETHEUS_PORT)}])
         self.adapter = dep
 
     # ------------------------------------------------------------------ operator mode

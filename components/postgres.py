@@ -403,20 +403,11 @@ class Postgres(pulumi.ComponentResource):
                                       protect=protect, **kw)
 
     def _client_peers(self) -> list:
-        peers = []
-        for client in self._a["clients"]:
-            peer: dict = {"pod_selector": {"match_labels": dict(client["pod_labels"])}}
-            if client.get("namespace"):
-                peer["namespace_selector"] = {"match_labels": {"kubernetes.io/metadata.name": client["namespace"]}}
-            peers.append(peer)
-        return peers
+        return common.client_peers(self._a["clients"])
 
     def _scrapers(self, port: int) -> list:
         ns = self._a.get("monitoring_namespace")
-        if not ns:
-            return []
-        return [{"from": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": ns}}}],
-                 "ports": [{"protocol": "TCP", "port": port}]}]
+        return [{"from": [common.namespace_peer(ns)], "ports": common.tcp(port)}] if ns else []
 
     # ------------------------------------------------------------------ kubernetes
 
@@ -544,14 +535,7 @@ class Postgres(pulumi.ComponentResource):
                         termination_grace_seconds=60,
                     ),
                 },
-                "volume_claim_templates": [{
-                    "metadata": {"name": "data", "labels": lbl},
-                    "spec": {
-                        "access_modes": ["ReadWriteOnce"],
-                        "resources": {"requests": {"storage": a["storage_size"]}},
-                        **({"storage_class_name": a["storage_class"]} if a.get("storage_class") else {}),
-                    },
-                }],
+                "volume_claim_templates": [common.volume_claim("data", lbl, a["storage_size"], a.get("storage_class"))],
             },
             opts=self._child(self.credentials, self.config_map, protect=a["protect"],
                              retain_on_delete=a["protect"]),

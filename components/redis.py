@@ -344,14 +344,7 @@ class Redis(pulumi.ComponentResource):
                         termination_grace_seconds=30,
                     ),
                 },
-                "volume_claim_templates": [{
-                    "metadata": {"name": "data", "labels": lbl},
-                    "spec": {
-                        "access_modes": ["ReadWriteOnce"],
-                        "resources": {"requests": {"storage": a["storage_size"]}},
-                        **({"storage_class_name": a["storage_class"]} if a.get("storage_class") else {}),
-                    },
-                }],
+                "volume_claim_templates": [common.volume_claim("data", lbl, a["storage_size"], a.get("storage_class"))],
             },
             opts=self._child(self.auth_secret, self.config_map, protect=a["protect"],
                              retain_on_delete=a["protect"]),
@@ -361,17 +354,11 @@ class Redis(pulumi.ComponentResource):
             spec={"type": "ClusterIP", "selector": sel,
                   "ports": [{"name": "redis", "port": PORT, "target_port": "redis", "protocol": "TCP"}]},
             opts=self._child(self.statefulset))
-        peers = []
-        for client in a["clients"]:
-            peer: dict = {"pod_selector": {"match_labels": dict(client["pod_labels"])}}
-            if client.get("namespace"):
-                peer["namespace_selector"] = {"match_labels": {"kubernetes.io/metadata.name": client["namespace"]}}
-            peers.append(peer)
-        ingress = [{"from": peers, "ports": [{"protocol": "TCP", "port": PORT}]}] if peers else []
+        peers = common.client_peers(a["clients"])
+        ingress = [{"from": peers, "ports": common.tcp(PORT)}] if peers else []
         if a.get("monitoring_namespace"):
-            ingress.append({"from": [{"namespace_selector": {"match_labels": {
-                "kubernetes.io/metadata.name": a["monitoring_namespace"]}}}],
-                "ports": [{"protocol": "TCP", "port": EXPORTER_PORT}]})
+            ingress.append({"from": [common.namespace_peer(a["monitoring_namespace"])],
+                            "ports": common.tcp(EXPORTER_PORT)})
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             name, metadata=common.meta(name, ns, lbl),
             spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],
