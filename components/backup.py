@@ -20,7 +20,7 @@ from typing import Optional, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, images
+from . import aws_common, common, images
 from .app import EgressTargetArgs
 
 APP = "postgres-backup"
@@ -149,21 +149,9 @@ class BackupBucket(pulumi.ComponentResource):
         def child(*deps, **kw) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
 
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        self.kms_key = aws.kms.Key(
-            f"{name}-kms",
-            description=f"Encrypts the New API backup bucket {name} (database dumps, log archives)",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=account.account_id.apply(lambda acct: json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Sid": "AccountAdministersKey", "Effect": "Allow",
-                               "Principal": {"AWS": f"arn:aws:iam::{acct}:root"},
-                               "Action": "kms:*", "Resource": "*"}],
-            })),
-            tags=tags, opts=child(protect=protect))
-        self.kms_alias = aws.kms.Alias(f"{name}-kms", name=f"alias/{name}", target_key_id=self.kms_key.key_id,
-                                       opts=child())
+        self.kms_key, self.kms_alias = aws_common.kms_key(
+            aws, name, f"Encrypts the New API backup bucket {name} (database dumps, log archives)",
+            tags, self, protect, alias=name)
 
         # ---------------------------------------------------------------- backup bucket
         self.bucket = aws.s3.Bucket(name, force_destroy=False, tags=tags, opts=child(protect=protect))

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, images
+from . import aws_common, common, images
 from .app import EgressTargetArgs, ResourcesArgs
 
 BACKENDS = ("kubernetes", "cloudnative-pg", "aws")
@@ -694,28 +694,9 @@ class Postgres(pulumi.ComponentResource):
         cfg = a["aws"]
         protect = a["protect"]
         tags = {"app": "new-api", "component": "database", "managed-by": "pulumi"}
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        key_policy = account.account_id.apply(lambda acct: json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "AccountAdministersKey",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{acct}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            }],
-        }))
-        self.kms_key = aws.kms.Key(
-            f"{name}-kms",
-            description=f"Encrypts the New API RDS database {name}, its snapshots and Performance Insights",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=key_policy,
-            tags=tags,
-            # Deleting the key makes every snapshot unreadable.
-            opts=self._child(protect=protect))
-        self.kms_alias = aws.kms.Alias(f"{name}-kms", name=f"alias/{name}-rds", target_key_id=self.kms_key.key_id,
-                                       opts=self._child())
+        self.kms_key, self.kms_alias = aws_common.kms_key(
+            aws, name, f"Encrypts the New API RDS database {name}, its snapshots and Performance Insights",
+            tags, self, protect, alias=f"{name}-rds")
         self.subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets", description=f"Private subnets of {name}", subnet_ids=list(cfg["subnet_ids"]),
             tags=tags, opts=self._child())

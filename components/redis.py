@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, images
+from . import aws_common, common, images
 from .app import EgressTargetArgs, ResourcesArgs
 from .postgres import ClientArgs
 
@@ -378,22 +378,9 @@ class Redis(pulumi.ComponentResource):
         cfg = a["aws"]
         protect = a["protect"]
         tags = {"app": "new-api", "component": "cache", "managed-by": "pulumi"}
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        self.kms_key = aws.kms.Key(
-            f"{name}-kms",
-            description=f"Encrypts the New API ElastiCache replication group {name} and its snapshots",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=account.account_id.apply(lambda acct: json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Sid": "AccountAdministersKey", "Effect": "Allow",
-                               "Principal": {"AWS": f"arn:aws:iam::{acct}:root"},
-                               "Action": "kms:*", "Resource": "*"}],
-            })),
-            tags=tags,
-            opts=self._child(protect=protect))
-        self.kms_alias = aws.kms.Alias(f"{name}-kms", name=f"alias/{name}-elasticache",
-                                       target_key_id=self.kms_key.key_id, opts=self._child())
+        self.kms_key, self.kms_alias = aws_common.kms_key(
+            aws, name, f"Encrypts the New API ElastiCache replication group {name} and its snapshots",
+            tags, self, protect, alias=f"{name}-elasticache")
         self.subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-subnets", description=f"Private subnets of {name}", subnet_ids=list(cfg["subnet_ids"]),
             tags=tags, opts=self._child())

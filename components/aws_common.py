@@ -1,0 +1,29 @@
+"""Shared building blocks of the AWS resources (one source, like common.py for Kubernetes)."""
+
+import json
+
+import pulumi
+
+
+def kms_key(aws, name: str, description: str, tags: dict, parent: pulumi.Resource, protect: bool,
+            alias: str) -> tuple:
+    """A customer-managed key with yearly rotation (AWS-012), a description and the maximum
+    30-day deletion window (AWS-019), administered by the account (the policy keeps the
+    lockout safety check: the account root stays a principal), plus its alias.
+    Protected with the data it encrypts: deleting the key makes every snapshot unreadable."""
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent))
+    key = aws.kms.Key(
+        f"{name}-kms",
+        description=description,
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=account.account_id.apply(lambda acct: json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "AccountAdministersKey", "Effect": "Allow",
+                           "Principal": {"AWS": f"arn:aws:iam::{acct}:root"},
+                           "Action": "kms:*", "Resource": "*"}],
+        })),
+        tags=tags, opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+    key_alias = aws.kms.Alias(f"{name}-kms", name=f"alias/{alias}", target_key_id=key.key_id,
+                              opts=pulumi.ResourceOptions(parent=parent))
+    return key, key_alias
