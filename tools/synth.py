@@ -23,7 +23,9 @@ config or the program failed (nothing is written).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import re
 import shutil
 import sys
 from collections import Counter
@@ -108,32 +110,60 @@ def inventory(result: mockrt.RunResult) -> list[dict]:
 
 # --------------------------------------------------------------------------- validation
 
+@functools.lru_cache(maxsize=None)
+def _crd_validator(group: str, kind: str, version: str):
+    import jsonschema
+
+    schema_path = CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json"
+    if not schema_path.exists():
+        return None
+    return jsonschema.Draft7Validator(json.loads(schema_path.read_text()))
+
+
+@functools.lru_cache(maxsize=None)
+def _k8s_validator(api_version: str, kind: str):
+    """The strict schema of one kind from kubernetes-validate's bundled files, loaded once
+    (its ``validate()`` re-reads the shared definitions on every call)."""
+    import jsonschema
+    import referencing
+    from kubernetes_validate import utils
+
+    version = [v for v in utils.all_versions()
+               if utils.major_minor(v) <= utils.major_minor(KUBERNETES_VERSION)][-1]
+    schema_dir = f"kubernetes-json-schema/v{version}-local-strict"
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = utils.schema_contents(f"{schema_dir}/{kind.lower()}-{api}.json", KUBERNETES_VERSION)
+    except FileNotFoundError:
+        return None
+    definitions = utils.schema_contents(f"{schema_dir}/_definitions.json", KUBERNETES_VERSION)
+    registry = referencing.Resource.from_contents(schema) @ referencing.Registry()
+    registry = referencing.Resource.from_contents(definitions) @ registry
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def _first_error(validator, obj: dict) -> Optional[str]:
+    errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.path])
+    if not errors:
+        return None
+    err = errors[0]
+    return f"{'.'.join(str(p) for p in err.path) or '(root)'}: {err.message}"
+
+
 def validate_manifest(obj: dict) -> Optional[str]:
-    """None when valid; otherwise the first schema error."""
+    """None when valid; otherwise the first schema error (official strict schema, or the
+    vendored CRD schema for a custom resource)."""
     api, kind = obj.get("apiVersion", ""), obj.get("kind", "")
     group = api.split("/")[0] if "/" in api else ""
     if group and "." in group and not group.endswith(".k8s.io"):
-        version = api.split("/")[1]
-        schema_path = CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json"
-        if not schema_path.exists():
-            return f"no CRD schema for {api} {kind} at {schema_path.relative_to(REPO)}"
-        import jsonschema
-
-        schema = json.loads(schema_path.read_text())
-        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.path))
-        if errors:
-            err = errors[0]
-            return f"{'.'.join(str(p) for p in err.path) or '(root)'}: {err.message}"
-        return None
-    import kubernetes_validate
-
-    try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        return f"{'.'.join(str(p) for p in exc.path) or '(root)'}: {exc.message}"
-    except kubernetes_validate.SchemaNotFoundError as exc:
-        return exc.message
-    return None
+        validator = _crd_validator(group, kind, api.split("/")[1])
+        if validator is None:
+            return f"no CRD schema for {api} {kind} under {CRD_SCHEMAS.relative_to(REPO)}"
+    else:
+        validator = _k8s_validator(api, kind)
+        if validator is None:
+            return f"no Kubernetes {KUBERNETES_VERSION} schema for {api} {kind}"
+    return _first_error(validator, obj)
 
 
 # --------------------------------------------------------------------------- summary
