@@ -120,3 +120,57 @@ def test_defaults_live_in_the_components():
     assert Autoscaling().model_dump() == app.DEFAULT_AUTOSCALING
     assert Pool().model_dump() == app.DEFAULT_POOL
     assert App.model_fields["image"].default == images.NEW_API
+
+
+# ----------------------------------------------------------------------------- the engine's own checks
+# `pulumi up` validates stack files against Pulumi.yaml before the program runs
+# (pulumi/pulumi sdk/go/common/workspace ValidateStackConfigAndApplyProjectConfig): a typed
+# key with no default must be set, values must have the declared type, `secret: true` keys
+# must be encrypted. These tests apply the same rules to the committed files.
+
+def _project_config():
+    import yaml
+
+    return yaml.safe_load((mockrt.REPO / "Pulumi.yaml").read_text())["config"]
+
+
+_TYPES = {"string": str, "object": dict, "integer": int, "boolean": bool, "array": list}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_files_pass_the_engines_project_config_validation(stack):
+    import yaml
+
+    values = (yaml.safe_load((mockrt.REPO / f"Pulumi.{stack}.yaml").read_text()) or {})["config"]
+    for key, decl in _project_config().items():
+        full = f"new-api:{key}"
+        if full not in values:
+            assert "default" in decl, f"Pulumi.{stack}.yaml lacks {full}, which has no default: the engine refuses it"
+            continue
+        value = values[full]
+        if decl.get("secret"):
+            assert isinstance(value, dict) and "secure" in value, f"{full} must be encrypted"
+        else:
+            assert isinstance(value, _TYPES[decl["type"]]), f"{full} must be of type {decl['type']}"
+
+
+def test_project_defaults_mean_the_schema_defaults():
+    """One source of defaults: Pulumi.yaml says {} (objects) or repeats the schema's value."""
+    from stack.config import StackConfig
+
+    for key, decl in _project_config().items():
+        if "default" not in decl:
+            continue
+        field = next(f for name, f in StackConfig.model_fields.items() if (f.alias or name) == key)
+        if decl["type"] == "object":
+            assert decl["default"] == {}, key
+        else:
+            assert decl["default"] == field.default, key
+
+
+def test_required_keys_are_exactly_the_ones_without_schema_defaults():
+    from stack.config import StackConfig
+
+    required = {f.alias or n for n, f in StackConfig.model_fields.items() if f.is_required()}
+    undeclared_default = {k for k, d in _project_config().items() if "default" not in d}
+    assert required == undeclared_default == {"environment", "domain", "app"}
