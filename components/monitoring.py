@@ -807,21 +807,22 @@ class Monitoring(pulumi.ComponentResource):
                       "podMetricsEndpoints": [{"portNumber": port, "path": "/metrics", "interval": "15s",
                                                "relabelings": mc.relabelings(relabel)}]},
                 opts=self._opts()))
-        probe = jobs["new-api"]
         _, bb_sel = self._labels("blackbox_exporter")
-        self.monitors.append(k8s.apiextensions.CustomResource(
-            f"{self._name}-new-api-probe", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
-            metadata=common.meta("new-api-probe", ns, lbl),
-            spec={"selector": {"matchLabels": bb_sel}, "namespaceSelector": {"matchNames": [ns]},
-                  "endpoints": [{"port": "http", "path": "/probe", "interval": probe["scrape_interval"],
-                                 "scrapeTimeout": probe["scrape_timeout"],
-                                 "params": {"module": [mc.BLACKBOX_MODULE], "target": [t.probe_url]},
-                                 "relabelings": mc.relabelings([
-                                     {"target_label": "job", "replacement": "new-api"},
-                                     {"target_label": "instance", "replacement": t.probe_url},
-                                     {"target_label": "namespace", "replacement": t.app_namespace},
-                                     {"target_label": "service", "replacement": t.app_service}])}]},
-            opts=self._opts()))
+        for job, url, service in t.probes:
+            probe = jobs[job]
+            self.monitors.append(k8s.apiextensions.CustomResource(
+                f"{self._name}-{job}-probe", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+                metadata=common.meta(f"{job}-probe", ns, lbl),
+                spec={"selector": {"matchLabels": bb_sel}, "namespaceSelector": {"matchNames": [ns]},
+                      "endpoints": [{"port": "http", "path": "/probe", "interval": probe["scrape_interval"],
+                                     "scrapeTimeout": probe["scrape_timeout"],
+                                     "params": {"module": [mc.BLACKBOX_MODULE], "target": [url]},
+                                     "relabelings": mc.relabelings([
+                                         {"target_label": "job", "replacement": job},
+                                         {"target_label": "instance", "replacement": url},
+                                         {"target_label": "namespace", "replacement": t.app_namespace},
+                                         {"target_label": "service", "replacement": service}])}]},
+                opts=self._opts()))
         self.prometheus_rule = k8s.apiextensions.CustomResource(
             f"{self._name}-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
             metadata=common.meta("new-api", ns, lbl), spec=mc.prometheus_rule_spec(t, self.slo), opts=self._opts())

@@ -75,6 +75,8 @@ SLO_LATENCY_SECONDS = 0.2
 EXPORTER_METRICS: dict[str, frozenset] = {
     "new-api": frozenset({"probe_success", "probe_duration_seconds", "probe_http_status_code",
                           "probe_http_duration_seconds"}),
+    "new-api-master": frozenset({"probe_success", "probe_duration_seconds", "probe_http_status_code",
+                                 "probe_http_duration_seconds"}),
     "ingress-nginx": frozenset({
         "nginx_ingress_controller_requests",
         "nginx_ingress_controller_request_duration_seconds_bucket",
@@ -123,6 +125,10 @@ class Targets:
     app_namespace: str = "new-api"
     app_service: str = "new-api"
     app_service_port: int = 80
+    #: The single New API master (migrations, background jobs): probed on its own, as it
+    #: serves no public traffic and its failure would otherwise go unnoticed.
+    master_service: str = "new-api-master"
+    master_port: int = 3000
     health_path: str = "/api/status"
     monitoring_namespace: str = "monitoring"
     agent_namespace: str = "node-agents"
@@ -137,6 +143,16 @@ class Targets:
     def probe_url(self) -> str:
         return (f"http://{self.app_service}.{self.app_namespace}.svc:{self.app_service_port}"
                 f"{self.health_path}")
+
+    @property
+    def master_probe_url(self) -> str:
+        return f"http://{self.master_service}.{self.app_namespace}.svc:{self.master_port}{self.health_path}"
+
+    @property
+    def probes(self) -> tuple:
+        """(job, target URL, service) of each blackbox probe of New API."""
+        return (("new-api", self.probe_url, self.app_service),
+                ("new-api-master", self.master_probe_url, self.master_service))
 
     @property
     def alertmanager_headless(self) -> str:
@@ -241,6 +257,15 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                "1m", "critical", "new-api", "New API application is down",
                "GET /api/status through Service {{ $labels.instance }} has failed for more than 1 minute "
                "(or the probe itself is gone).", app),
+        # Not in the seeds: New API's single master runs migrations and the background jobs
+        # (channel tests, quota resets, log cleanup) and serves no public traffic, so
+        # nothing else notices when it is down.
+        _alert("NewApiMasterDown",
+               'probe_success{job="new-api-master"} == 0 or absent(probe_success{job="new-api-master"})',
+               "5m", "warning", "new-api", "New API master is down",
+               "GET /api/status on the master ({{ $labels.instance }}) has failed for 5 minutes: "
+               "public traffic is served, but migrations and background jobs (channel tests, "
+               "quota resets, log cleanup) are not running.", app),
         _alert("HighErrorRate",
                f"{_req(t, _5XX)} / {_req(t)} > 0.05",
                "2m", "warning", "new-api", "High error rate detected",
@@ -273,7 +298,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                "redis_memory_used_bytes / redis_memory_max_bytes * 100 > 90 and redis_memory_max_bytes > 0",
                "2m", "warning", "redis", "Redis memory usage high",
                "Redis memory usage is {{ $value | printf \"%.1f\" }}% of maxmemory on {{ $labels.instance }}."),
-        _alert("ScrapeTargetDown", 'up{job!="new-api"} == 0', "5m", "warning", "{{ $labels.job }}",
+        _alert("ScrapeTargetDown", 'up{job!~"new-api|new-api-master"} == 0', "5m", "warning", "{{ $labels.job }}",
                "A monitored target is down",
                "Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}."),
     ]
@@ -382,24 +407,30 @@ def _k8s_pod_job(name: str, namespace: str, port: int, *, interval: Optional[str
     return job
 
 
+def _probe_job(t: Targets, job: str, url: str, service: str) -> dict:
+    """A blackbox probe of a New API health endpoint (seed 000: the app job 10s/5s)."""
+    return {
+        "job_name": job,
+        "scrape_interval": "10s",
+        "scrape_timeout": "5s",
+        "metrics_path": "/probe",
+        "params": {"module": [BLACKBOX_MODULE]},
+        "static_configs": [{"targets": [url], "labels": {"namespace": t.app_namespace, "service": service}}],
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__",
+             "replacement": f"{t.blackbox_name}.{t.monitoring_namespace}.svc:{BLACKBOX_PORT}"},
+        ],
+    }
+
+
 def scrape_jobs(t: Targets) -> list[dict]:
     """The scrape jobs: seed 000 intervals (global 15s; the app job 10s/5s)."""
     return [
-        {   # job="new-api": the app has no /metrics; probe its health endpoint instead (seed notes §4 #42)
-            "job_name": "new-api",
-            "scrape_interval": "10s",
-            "scrape_timeout": "5s",
-            "metrics_path": "/probe",
-            "params": {"module": [BLACKBOX_MODULE]},
-            "static_configs": [{"targets": [t.probe_url],
-                                "labels": {"namespace": t.app_namespace, "service": t.app_service}}],
-            "relabel_configs": [
-                {"source_labels": ["__address__"], "target_label": "__param_target"},
-                {"source_labels": ["__param_target"], "target_label": "instance"},
-                {"target_label": "__address__",
-                 "replacement": f"{t.blackbox_name}.{t.monitoring_namespace}.svc:{BLACKBOX_PORT}"},
-            ],
-        },
+        # job="new-api": the app has no /metrics; probe its health endpoint instead (seed
+        # notes §4 #42), through the public Service and, separately, the master's.
+        *[_probe_job(t, job, url, service) for job, url, service in t.probes],
         # ingress-nginx's metrics carry the Ingress's namespace/service labels: the scrape
         # target's namespace goes to controller_namespace so nothing is renamed exported_*.
         _k8s_pod_job("ingress-nginx", t.ingress_namespace, INGRESS_NGINX_METRICS_PORT,

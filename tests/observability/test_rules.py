@@ -38,6 +38,11 @@ CASES = {
                           "values": "0x10"}],
                         [{"series": 'probe_success{job="new-api",instance="http://new-api.new-api.svc:80/api/status"}',
                           "values": "1x10"}]),
+    "NewApiMasterDown": ("1m", "10m",
+                         [{"series": 'probe_success{job="new-api-master",instance="http://new-api-master.new-api.svc:3000/api/status"}',
+                           "values": "0x15"}],
+                         [{"series": 'probe_success{job="new-api-master",instance="http://new-api-master.new-api.svc:3000/api/status"}',
+                           "values": "1x15"}]),
     "HighErrorRate": ("1m", "10m", [req("200", "0+900x20"), req("502", "0+100x20")],
                       [req("200", "0+990x20"), req("500", "0+10x20")]),
     "HighResponseTime": ("1m", "10m", buckets({"0.5": "0x20", "1": "0x20", "2.5": "0+100x20"}, "0+100x20"),
@@ -179,3 +184,12 @@ def test_no_rule_reads_a_metric_new_api_does_not_have(dev):
 ])
 def test_metric_name_extraction(expr, names):
     assert mc.metric_names(expr) == names
+
+
+def test_the_master_is_probed_on_its_own():
+    """Its failure stops migrations and background jobs but no public request: only a probe
+    of its own Service notices (NewApiMasterDown)."""
+    jobs = {j["job_name"]: j for j in mc.scrape_jobs(mc.Targets())}
+    target = jobs["new-api-master"]["static_configs"][0]["targets"]
+    assert target == ["http://new-api-master.new-api.svc:3000/api/status"]
+    assert jobs["new-api-master"]["static_configs"][0]["labels"]["service"] == "new-api-master"
