@@ -27,3 +27,18 @@ def kms_key(aws, name: str, description: str, tags: dict, parent: pulumi.Resourc
     key_alias = aws.kms.Alias(f"{name}-kms", name=f"alias/{alias}", target_key_id=key.key_id,
                               opts=pulumi.ResourceOptions(parent=parent))
     return key, key_alias
+
+
+def datastore_security_group(aws, name: str, engine: str, port: int, vpc_id: str, cidrs, tags: dict,
+                             opts: pulumi.ResourceOptions, transport: str = ""):
+    """A security group admitting only the cluster's CIDRs on the datastore's port, every
+    rule described (AWS-011, AWS-020), with no egress: a datastore initiates nothing."""
+    return aws.ec2.SecurityGroup(
+        f"{name}-sg",
+        description=f"{engine} {name}: only the cluster's CIDRs on {port}",
+        vpc_id=vpc_id,
+        ingress=[{"protocol": "tcp", "from_port": port, "to_port": port, "cidr_blocks": [cidr],
+                  "description": f"{engine}{transport} from the Kubernetes cluster ({cidr})"}
+                 for cidr in cidrs],
+        egress=[],
+        tags=tags, opts=opts)

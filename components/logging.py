@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from . import common, images
 from . import logging_config as lc
+from .base import PlatformComponent
 
 WORKLOADS = ("elasticsearch", "logstash", "kibana", "filebeat", "setup")
 DEFAULT_RESOURCES: dict[str, dict] = {
@@ -166,7 +167,7 @@ def _validate(args: LoggingArgs) -> dict:
 
 
 
-class Logging(pulumi.ComponentResource):
+class Logging(PlatformComponent):
     """Log pipeline for New API (Filebeat -> Logstash -> Elasticsearch <- Kibana/Grafana):
 
     - **Elasticsearch** StatefulSet: one node (dev, single-node discovery) or three
@@ -240,31 +241,8 @@ class Logging(pulumi.ComponentResource):
         })
 
     # ------------------------------------------------------------------ helpers
-    def _opts(self, *deps, **kw) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
-
-    def _labels(self, component: str) -> tuple[dict, dict]:
-        return common.labels(component, self._name, component), common.selector(component, self._name, component)
-
-    def _sa(self, suffix: str, namespace: str, lbl: dict, automount: bool = False,
-            annotations: Optional[dict] = None) -> k8s.core.v1.ServiceAccount:
-        return k8s.core.v1.ServiceAccount(f"{self._name}-{suffix}",
-                                          metadata=common.meta(suffix, namespace, lbl, annotations),
-                                          automount_service_account_token=automount, opts=self._opts())
-
-    def _netpol(self, suffix: str, namespace: str, lbl: dict, sel: dict, ingress: list, egress: list):
-        return k8s.networking.v1.NetworkPolicy(
-            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
-            spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],
-                  "ingress": ingress, "egress": egress}, opts=self._opts())
-
     def _container(self, name: str, image: str, res: dict, **kw) -> dict:
         return common.container(name, image, common.resources_of(res, kw.pop("ephemeral", "64Mi")), **kw)
-
-    def _pdb(self, suffix: str, namespace: str, lbl: dict, sel: dict, after):
-        return k8s.policy.v1.PodDisruptionBudget(
-            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
-            spec={"max_unavailable": 1, "selector": {"match_labels": sel}}, opts=self._opts(after))
 
     # ------------------------------------------------------------------ elasticsearch
     def _tls(self, ns: str, lbl: dict):

@@ -13,6 +13,7 @@ import pulumi_random as random
 
 from . import common, dashboards, images
 from . import monitoring_config as mc
+from .base import PlatformComponent
 
 MODES = ("standalone", "operator")
 WORKLOADS = ("prometheus", "alertmanager", "grafana", "node_exporter", "kube_state_metrics", "blackbox",
@@ -201,7 +202,7 @@ def _container(name: str, image: str, res: dict, *, args: Sequence[str] = (), po
 
 
 
-class Monitoring(pulumi.ComponentResource):
+class Monitoring(PlatformComponent):
     """Metrics and alerting for New API, creating in ``namespace``:
 
     - **Prometheus** (standalone mode): a StatefulSet with a volume, retention from args
@@ -297,25 +298,6 @@ class Monitoring(pulumi.ComponentResource):
         })
 
     # ------------------------------------------------------------------ helpers
-    def _opts(self, *deps, **kw) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
-
-    def _labels(self, component: str) -> tuple[dict, dict]:
-        return (common.labels(component.replace("_", "-"), self._name, component.replace("_", "-")),
-                common.selector(component.replace("_", "-"), self._name, component.replace("_", "-")))
-
-    def _sa(self, suffix: str, namespace: str, lbl: dict) -> k8s.core.v1.ServiceAccount:
-        return k8s.core.v1.ServiceAccount(
-            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
-            automount_service_account_token=False, opts=self._opts())
-
-    def _netpol(self, suffix: str, namespace: str, lbl: dict, sel: dict, ingress: list, egress: list):
-        return k8s.networking.v1.NetworkPolicy(
-            f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
-            spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],
-                  "ingress": ingress, "egress": egress},
-            opts=self._opts())
-
     def _service(self, suffix: str, namespace: str, lbl: dict, sel: dict, ports: Sequence[tuple],
                  headless: bool = False):
         spec: dict = {"selector": sel, "ports": [{"name": n, "port": p, "target_port": n, "protocol": "TCP"}
@@ -326,9 +308,6 @@ class Monitoring(pulumi.ComponentResource):
             spec["type"] = "ClusterIP"
         return k8s.core.v1.Service(f"{self._name}-{suffix}", metadata=common.meta(suffix, namespace, lbl),
                                    spec=spec, opts=self._opts())
-
-    def _api_egress(self) -> dict:
-        return {"to": [{"ip_block": {"cidr": c}} for c in self._a["api_server_cidrs"]], "ports": common.tcp(443, 6443)}
 
     def _bind_cluster_role(self, suffix: str, lbl: dict, rules: list, sa_name: str, namespace: str,
                            namespaces: Optional[Sequence[str]] = None):
@@ -527,9 +506,7 @@ class Monitoring(pulumi.ComponentResource):
                   "volume_claim_templates": [common.volume_claim("data", lbl, "1Gi", a.get("storage_class"))]},
             opts=self._opts(config, self.credentials))
         if replicas > 1:
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{self._name}-alertmanager", metadata=common.meta(t.alertmanager_name, ns, lbl),
-                spec={"max_unavailable": 1, "selector": {"match_labels": sel}}, opts=self._opts(sts))
+            self._pdb(t.alertmanager_name, ns, lbl, sel, sts)
         peers = [{"pod_selector": {"match_labels": sel}}]
         self._netpol(
             "alertmanager", ns, lbl, sel,

@@ -700,16 +700,8 @@ class Postgres(pulumi.ComponentResource):
         self.subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets", description=f"Private subnets of {name}", subnet_ids=list(cfg["subnet_ids"]),
             tags=tags, opts=self._child())
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            description=f"Postgres {name}: only the cluster's CIDRs on {PORT}",
-            vpc_id=cfg["vpc_id"],
-            ingress=[{"protocol": "tcp", "from_port": PORT, "to_port": PORT, "cidr_blocks": [cidr],
-                      "description": f"Postgres from the Kubernetes cluster ({cidr})"}
-                     for cidr in cfg["allowed_cidrs"]],
-            # No egress rules: the database initiates nothing.
-            egress=[],
-            tags=tags, opts=self._child())
+        self.security_group = aws_common.datastore_security_group(
+            aws, name, "Postgres", PORT, cfg["vpc_id"], cfg["allowed_cidrs"], tags, self._child())
         major = str(cfg["engine_version"]).split(".")[0]
         params = server_parameters("4Gi", int(a["max_connections"]))
         self.parameter_group = aws.rds.ParameterGroup(

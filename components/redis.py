@@ -384,15 +384,9 @@ class Redis(pulumi.ComponentResource):
         self.subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-subnets", description=f"Private subnets of {name}", subnet_ids=list(cfg["subnet_ids"]),
             tags=tags, opts=self._child())
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            description=f"Redis {name}: only the cluster's CIDRs on {PORT}",
-            vpc_id=cfg["vpc_id"],
-            ingress=[{"protocol": "tcp", "from_port": PORT, "to_port": PORT, "cidr_blocks": [cidr],
-                      "description": f"Redis (TLS) from the Kubernetes cluster ({cidr})"}
-                     for cidr in cfg["allowed_cidrs"]],
-            egress=[],
-            tags=tags, opts=self._child())
+        self.security_group = aws_common.datastore_security_group(
+            aws, name, "Redis", PORT, cfg["vpc_id"], cfg["allowed_cidrs"], tags, self._child(),
+            transport=" (TLS)")
         major = str(cfg["engine_version"]).split(".")[0]
         self.parameter_group = aws.elasticache.ParameterGroup(
             f"{name}-params",
