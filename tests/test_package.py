@@ -92,3 +92,10 @@ def test_consumer_example_runs_with_the_package():
     assert {"ipBlock": {"cidr": "10.20.0.0/16"}} in [p for r in netpol["egress"] for p in r["to"]]
     value, secret = result.stack_outputs["adminPassword"]
     assert secret
+
+
+def test_plugin_manifest_matches_the_package_version():
+    import yaml
+
+    manifest = yaml.safe_load((REPO / "components" / "PulumiPlugin.yaml").read_text())
+    assert manifest == {"name": "new-api", "version": components.__version__, "runtime": "python"}

@@ -15,7 +15,8 @@ POLICY_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pat
 def test_pulumipolicy_yaml_declares_python():
     with open(os.path.join(POLICY_DIR, "PulumiPolicy.yaml")) as f:
         doc = yaml.safe_load(f)
-    assert doc["runtime"] == "python" and doc["description"]
+    runtime = doc["runtime"]
+    assert runtime["name"] == "python" and runtime["options"]["virtualenv"] == ".venv" and doc["description"]
 
 
 def test_requirements_are_pinned_to_the_tested_versions():
