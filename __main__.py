@@ -13,6 +13,10 @@ from stack import config as stack_config
 
 cfg = stack_config.load()  # raises ConfigError before any resource is registered
 
+#: The app's component name: its Services, HPA, Ingress and pod labels derive from it, and
+#: the datastores' and monitoring's references to them use it too.
+APP = "new-api"
+
 namespace = RestrictedNamespace("new-api-ns", {
     "name": cfg.namespace,
     "dns_namespace": cfg.network.dns_namespace,
@@ -25,7 +29,7 @@ secrets = StackSecrets("new-api-secrets", {})
 # from RDS or CloudNativePG's WAL archive.
 db, cache, bk = cfg.database, cfg.redis, cfg.backup
 BACKUP_NAME = "new-api-db-backup"
-app_clients = [{"pod_labels": app_pod_selector("new-api", role)} for role in ("master", "serving")]
+app_clients = [{"pod_labels": app_pod_selector(APP, role)} for role in ("master", "serving")]
 scraper_namespace = cfg.monitoring.namespace if cfg.monitoring.enabled else None
 after_namespace = pulumi.ResourceOptions(depends_on=[namespace])
 
@@ -121,7 +125,7 @@ if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WA
 sql_dsn = postgres.dsn
 redis_url = redis.url
 
-app = ApiService("new-api", {
+app = ApiService(APP, {
     "namespace": namespace.name,
     "image": cfg.app.image,
     "image_pull_policy": cfg.app.image_pull_policy,
@@ -156,11 +160,11 @@ app = ApiService("new-api", {
                        else monitoring_config.prometheus_url(cfg.monitoring.namespace))
     if cfg.monitoring.enabled else None,
     # Scale on load, not only CPU (seed 004 §4.3): requests/s per pod via Prometheus Adapter.
-    "extra_metrics": [monitoring_config.hpa_rps_metric("new-api", cfg.monitoring.autoscale.rps_per_pod_target)]
+    "extra_metrics": [monitoring_config.hpa_rps_metric(APP, cfg.monitoring.autoscale.rps_per_pod_target)]
     if cfg.monitoring.enabled and cfg.monitoring.autoscale.enabled else [],
 }, opts=pulumi.ResourceOptions(depends_on=[namespace, postgres, redis]))
 
-ingress = TlsIngress("new-api", {
+ingress = TlsIngress(APP, {
     "namespace": namespace.name,
     "host": cfg.domain,
     "service_name": app.service_name,
@@ -235,8 +239,9 @@ if cfg.monitoring.enabled:
         "namespace": mon.namespace,
         "agent_namespace": mon.agent_namespace,
         "app_namespace": cfg.namespace,
+        "app_service": APP,
         "ingress_namespace": cfg.ingress.controller_namespace,
-        "ingress_name": "new-api",
+        "ingress_name": APP,
         "cluster_name": f"new-api-{cfg.environment}",
         "mode": mon.mode,
         "operator_selector_labels": dict(mon.operator.selector_labels),
