@@ -207,6 +207,7 @@ if cfg.logging.enabled:
         "namespace": cfg.logging.namespace,
         "agent_namespace": cfg.logging.agent_namespace,
         "app_namespace": cfg.namespace,
+        "app_name": APP,
         "environment": cfg.environment,
         "monitoring_namespace": cfg.monitoring.namespace if cfg.monitoring.enabled else None,
         "elasticsearch_replicas": cfg.logging.elasticsearch_replicas,

@@ -341,6 +341,11 @@ class ApiService(pulumi.ComponentResource):
     - Services for both, and NetworkPolicies: serving pods reachable only from the ingress
       controller (and monitoring); egress only to DNS, the datastores and HTTPS upstreams.
 
+    With ``strategy`` ``canary`` or ``blue-green`` the serving pods come from an Argo
+    Rollouts ``Rollout`` that takes its pod template from the same Deployment
+    (``workloadRef``), with AnalysisTemplates for success rate and latency
+    (components/delivery.py); the HPA, PDB and Services follow it.
+
     Probes: startup ``GET /api/status`` with a 5-minute budget (migrations run before the
     port opens), readiness ``GET /api/status`` every 10 s (the endpoint is rate-limited per
     client IP), liveness **TCP** (``/api/status`` returns 500 when Redis fails; that must
