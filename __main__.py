@@ -6,6 +6,7 @@ import pulumi
 from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres, PostgresBackup, Redis,
                         RestrictedNamespace, StackSecrets, TlsIngress)
 from components import logging as logging_component
+from components import logging_config
 from components import monitoring_config
 from components.app import pod_selector as app_pod_selector
 from components.backup import pod_selector as backup_pod_selector
@@ -218,6 +219,10 @@ if cfg.logging.enabled:
         "logstash_replicas": cfg.logging.logstash_replicas,
         "logstash_heap": cfg.logging.logstash_heap,
         "kibana": cfg.logging.kibana,
+        "kibana_host": cfg.logging.kibana_host,
+        # Served publicly in prod: two instances behind a PDB (K8S-034).
+        "kibana_replicas": 2 if cfg.is_prod and cfg.logging.kibana_host else 1,
+        "ingress_namespace": cfg.ingress.controller_namespace,
         "retention_days": cfg.logging.retention_days,
         "snapshot_retention_days": cfg.logging.snapshot_retention_days,
         # Snapshots: the backup bucket (IRSA) when there is one, else a volume (single node).
@@ -274,6 +279,20 @@ if cfg.monitoring.enabled:
     }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
     pulumi.export("grafanaUrl", monitoring.grafana_url)
     pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+if logging_stack is not None and cfg.logging.kibana_host:
+    # Kibana behind the same TLS entry (the app's TlsIngress created the ClusterIssuer).
+    kibana_ingress = TlsIngress("kibana", {
+        "namespace": cfg.logging.namespace,
+        "host": cfg.logging.kibana_host,
+        "service_name": "kibana",
+        "service_port": logging_config.KIBANA_PORT,
+        "class_name": cfg.ingress.class_name,
+        "issuer": cfg.ingress.tls.issuer,
+        "acme_email": cfg.ingress.tls.acme_email,
+        "create_issuer": False,
+        "tls_secret_name": "kibana-tls",
+    }, opts=pulumi.ResourceOptions(depends_on=[logging_stack, ingress]))
+    pulumi.export("kibanaPublicUrl", kibana_ingress.url)
 if logging_stack is not None:
     pulumi.export("kibanaUrl", logging_stack.kibana_url)
     pulumi.export("elasticPassword", logging_stack.elastic_password)

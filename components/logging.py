@@ -65,6 +65,13 @@ class LoggingArgs(TypedDict, total=False):
     """Logstash JVM heap (default 512m)."""
     kibana: bool
     """Deploy Kibana (default true)."""
+    kibana_replicas: int
+    """Kibana instances (default 1; 2 with a PDB when it is served publicly in prod)."""
+    kibana_host: str
+    """Public host Kibana is served on through a TlsIngress (optional; Kibana's own login
+    guards it): sets its public base URL and admits the ingress controller."""
+    ingress_namespace: str
+    """Namespace of the ingress controller (with ``kibana_host``; default ingress-nginx)."""
     retention_days: int
     """ILM delete phase (seed matrix: 180 in prod)."""
     snapshot_bucket: pulumi.Input[str]
@@ -489,6 +496,8 @@ class Logging(PlatformComponent):
                                     type="Opaque", string_data=pulumi.Output.secret(pulumi.Output.all(**keys)),
                                     opts=self._opts())
         sa = self._sa("kibana", ns, lbl)
+        # Instances share the encryption keys, so sessions and saved objects survive either.
+        replicas = int(a.get("kibana_replicas") or 1)
         heap_mb = max(256, int(common.parse_quantity(a["resources"]["kibana"]["memory_limit"]) / 2**20 * 0.6))
         container = self._container(
             "kibana", images.KIBANA, a["resources"]["kibana"],
@@ -502,7 +511,9 @@ class Logging(PlatformComponent):
                  {"name": "PATH_DATA", "value": "/usr/share/kibana/data"},
                  {"name": "TELEMETRY_OPTIN", "value": "false"},
                  {"name": "TELEMETRY_ALLOWCHANGINGOPTINSTATUS", "value": "false"},
-                 {"name": "NODE_OPTIONS", "value": f"--max-old-space-size={heap_mb}"}],
+                 {"name": "NODE_OPTIONS", "value": f"--max-old-space-size={heap_mb}"},
+                 *([{"name": "SERVER_PUBLICBASEURL", "value": f"https://{a['kibana_host']}"}]
+                   if a.get("kibana_host") else [])],
             ports=[{"name": "http", "container_port": lc.KIBANA_PORT, "protocol": "TCP"}],
             volume_mounts=[common.mount("data", "/usr/share/kibana/data"), common.mount("tmp", "/tmp")],
             startup_probe=common.http_probe("/login", "http", period=10, timeout=5, failures=60),
@@ -510,19 +521,25 @@ class Logging(PlatformComponent):
             liveness_probe=common.tcp_probe("http", period=20, timeout=5, failures=3))
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-kibana", metadata=common.meta("kibana", ns, lbl),
-            spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
+            spec={"replicas": replicas, "strategy": common.ZERO_DOWNTIME_ROLLING,
+                  "selector": {"match_labels": sel},
                   "template": {"metadata": {"labels": lbl},
-                  "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
-                                                     termination_grace_seconds=30,
-                                                     volumes=[common.empty_dir("data", "1Gi"),
-                                                              common.empty_dir("tmp", "256Mi")])}},
+                  "spec": common.restricted_pod_spec(
+                      service_account=sa.metadata.name, containers=[common.draining(container)],
+                      termination_grace_seconds=30, spread_labels=sel if replicas > 1 else None,
+                      volumes=[common.empty_dir("data", "1Gi"), common.empty_dir("tmp", "256Mi")])}},
             opts=self._opts(secret, self.setup_job))
         k8s.core.v1.Service(f"{self._name}-kibana", metadata=common.meta("kibana", ns, lbl),
                             spec={"type": "ClusterIP", "selector": sel,
                                   "ports": [{"name": "http", "port": lc.KIBANA_PORT, "target_port": "http"}]},
                             opts=self._opts())
-        self._netpol("kibana", ns, lbl, sel, [{"from": [{"pod_selector": {}}], "ports": common.tcp(lc.KIBANA_PORT)}],
+        public = ([{"from": [common.namespace_peer(a.get("ingress_namespace") or "ingress-nginx")],
+                    "ports": common.tcp(lc.KIBANA_PORT)}] if a.get("kibana_host") else [])
+        self._netpol("kibana", ns, lbl, sel,
+                     [{"from": [{"pod_selector": {}}], "ports": common.tcp(lc.KIBANA_PORT)}, *public],
                      [self._es_egress()])
+        if replicas > 1:
+            self._pdb("kibana", ns, lbl, sel, dep)
         self.kibana = dep
 
     # ------------------------------------------------------------------ filebeat

@@ -492,6 +492,8 @@ class Logging(_Model):
     logstash_replicas: Annotated[int, Field(ge=1, le=10)] = 2
     logstash_heap: _Heap = "512m"
     kibana: bool = True
+    #: Serve Kibana publicly on this host through the TLS ingress (Kibana's login guards it).
+    kibana_host: Optional[Hostname] = None
     #: Seed backup matrix: logs 180 days.
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
     #: Nightly snapshots (SLM) kept this long. Where they go: the backup bucket with the
@@ -555,6 +557,11 @@ class StackConfig(_Model):
             errors.append(("app.delivery.strategy", "canary",
                            f"canary traffic routing uses ingress-nginx; ingress.className is "
                            f"{self.ingress.class_name!r}"))
+        if self.logging.kibana_host and not (self.logging.enabled and self.logging.kibana):
+            errors.append(("logging.kibanaHost", self.logging.kibana_host,
+                           "needs logging.enabled and logging.kibana true"))
+        if self.logging.kibana_host and not ing.tls.enabled:
+            errors.append(("logging.kibanaHost", self.logging.kibana_host, "is served only over TLS"))
         bucket_snapshots = self.database.backend == "aws" and self.backup.s3 is None
         if self.logging.enabled and not (self.logging.snapshot_volume_size or bucket_snapshots):
             errors.append(("logging.snapshotVolumeSize", None,

@@ -1,0 +1,57 @@
+"""Kibana optionally behind the TLS entry (issue: observability, "Kibana optionally behind
+the TLS ingress"): its own host and certificate, the prod issuer, Kibana's login in front."""
+
+import sys
+
+import pytest
+
+from support import Stack, container, override
+from tools import mockrt, synth
+
+HOST = "kibana.example.net"
+
+
+@pytest.fixture(scope="module")
+def exposed() -> Stack:
+    return Stack(mockrt.run_stack("prod", override("prod", ("logging.kibanaHost", HOST))))
+
+
+def test_kibana_gets_its_own_tls_ingress(exposed):
+    ing = exposed.k8s("Ingress", "kibana")
+    assert ing["metadata"]["namespace"] == "logging"
+    assert ing["spec"]["tls"] == [{"hosts": [HOST], "secretName": "kibana-tls"}]
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "kibana", "port": {"number": 5601}}
+    assert ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "new-api-letsencrypt-prod"
+    assert len(exposed.k8s_all("ClusterIssuer")) == 1  # reuses the app's issuer
+
+
+def test_kibana_knows_its_public_url_and_admits_the_ingress_controller(exposed, prod):
+    env = {e["name"]: e for e in container(exposed.k8s("Deployment", "kibana"), "kibana")["env"]}
+    assert env["SERVER_PUBLICBASEURL"]["value"] == f"https://{HOST}"
+    sources = [p for r in exposed.k8s("NetworkPolicy", "kibana")["spec"]["ingress"] for p in r["from"]]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in sources
+    assert prod.k8s_all("Ingress") == [prod.k8s("Ingress", "new-api")]  # not exposed by default
+
+
+def test_exposed_kibana_passes_the_policy_pack(exposed):
+    sys.path.insert(0, str(mockrt.REPO / "policy"))
+    import newapi_policy
+
+    report = newapi_policy.evaluate_stack(synth.inventory(exposed.result), environment="prod")
+    assert [v["message"] for v in report["violations"] if v["level"] == "mandatory"] == []
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ([("logging.kibanaHost", HOST), ("logging.kibana", False)], "needs logging.enabled and logging.kibana true"),
+    ([("logging.kibanaHost", "*.example.net")], "new-api:logging.kibanaHost"),
+])
+def test_bad_kibana_exposure_is_refused(changes, expected):
+    result = mockrt.run_stack("prod", override("prod", *changes))
+    assert expected in str(result.error) and result.registrations == []
+
+
+def test_public_kibana_in_prod_runs_two_instances_behind_a_pdb(exposed, prod):
+    assert exposed.k8s("Deployment", "kibana")["spec"]["replicas"] == 2
+    assert exposed.k8s("PodDisruptionBudget", "kibana")["spec"]["maxUnavailable"] == 1
+    assert prod.k8s("Deployment", "kibana")["spec"]["replicas"] == 1
