@@ -3,6 +3,7 @@
 
 
 import hashlib
+import json
 import ipaddress
 from typing import Any, Optional, Sequence, TypedDict
 
@@ -541,6 +542,33 @@ class Logging(PlatformComponent):
         if replicas > 1:
             self._pdb("kibana", ns, lbl, sel, dep)
         self.kibana = dep
+        self._kibana_setup(dep)
+
+    def _kibana_setup(self, kibana):
+        """A Job that creates the ``new-api-logs-*`` data view once Kibana is up (idempotent)."""
+        a, ns = self._a, self._a["namespace"]
+        lbl, sel = self._labels("kibana-setup")
+        sa = self._sa("kibana-setup", ns, lbl)
+        container = self._container(
+            "kibana-setup", images.ELASTICSEARCH, a["resources"]["setup"],
+            command=["bash", "-c", lc.KIBANA_SETUP_SCRIPT],
+            env=[{"name": "KIBANA_URL", "value": f"http://kibana.{ns}.svc:{lc.KIBANA_PORT}"},
+                 {"name": "DATA_VIEW", "value": json.dumps(lc.data_view(), sort_keys=True)},
+                 {"name": "DATA_VIEW_ID", "value": lc.DATA_VIEW_ID},
+                 {"name": "HOME", "value": "/tmp"},
+                 common.secret_env("ELASTIC_PASSWORD", self.credentials.metadata.name, "elastic-password")],
+            volume_mounts=[common.mount("tmp", "/tmp")])
+        k8s.batch.v1.Job(
+            f"{self._name}-kibana-setup", metadata=common.meta("kibana-setup", ns, lbl),
+            spec={"backoff_limit": 6, "active_deadline_seconds": 1200, "ttl_seconds_after_finished": 86400,
+                  "template": {"metadata": {"labels": lbl},
+                               "spec": common.restricted_pod_spec(
+                                   service_account=sa.metadata.name, containers=[container],
+                                   restart_policy="Never", volumes=[common.empty_dir("tmp", "16Mi")])}},
+            opts=self._opts(kibana, delete_before_replace=True))
+        self._netpol("kibana-setup", ns, lbl, sel, [],
+                     [{"to": [{"pod_selector": {"match_labels": self._labels("kibana")[1]}}],
+                       "ports": common.tcp(lc.KIBANA_PORT)}])
 
     # ------------------------------------------------------------------ filebeat
     def _filebeat(self):
