@@ -104,3 +104,21 @@ def test_a_bad_config_writes_nothing_and_exits_2(tmp_path, monkeypatch):
     status, text = synth.synth("dev", tmp_path)
     assert status == 2 and "new-api:domain" in text
     assert not (tmp_path / "dev").exists()
+
+
+def test_the_readme_command_renders_dev_and_diffs_cleanly(tmp_path):
+    """`python -m tools.synth dev` (what `make synth` runs) as a user runs it."""
+    import subprocess
+    import sys
+
+    from tools.mockrt import REPO
+
+    first = subprocess.run([sys.executable, "-m", "tools.synth", "dev", "--out", str(tmp_path / "a")],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "policy: 0 mandatory" in first.stdout
+    again = subprocess.run([sys.executable, "-m", "tools.synth", "dev", "--out", str(tmp_path / "b"),
+                            "--diff", str(tmp_path / "a" / "dev")], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and "No changes." in again.stdout
+    assert (tmp_path / "b" / "dev" / "policy-report.md").exists()
