@@ -62,6 +62,8 @@ GRAFANA = "grafana/grafana:11.6.3"
 
 ELASTIC_VERSION = "8.17.4"
 ELASTICSEARCH = f"docker.elastic.co/elasticsearch/elasticsearch:{ELASTIC_VERSION}"
+ELASTICSEARCH_EXPORTER = "quay.io/prometheuscommunity/elasticsearch-exporter:v1.9.0"
+"""prometheus-community elasticsearch_exporter: cluster health for the Elasticsearch alerts."""
 LOGSTASH = f"docker.elastic.co/logstash/logstash:{ELASTIC_VERSION}"
 KIBANA = f"docker.elastic.co/kibana/kibana:{ELASTIC_VERSION}"
 FILEBEAT = f"docker.elastic.co/beats/filebeat:{ELASTIC_VERSION}"

@@ -15,13 +15,14 @@ from . import common, images
 from . import logging_config as lc
 from .base import PlatformComponent
 
-WORKLOADS = ("elasticsearch", "logstash", "kibana", "filebeat", "setup")
+WORKLOADS = ("elasticsearch", "logstash", "kibana", "filebeat", "setup", "exporter")
 DEFAULT_RESOURCES: dict[str, dict] = {
     "elasticsearch": {"cpu_request": "1", "memory_request": "", "memory_limit": ""},  # memory = 2 x heap
     "logstash": {"cpu_request": "500m", "memory_request": "1Gi", "memory_limit": "1536Mi"},
     "kibana": {"cpu_request": "250m", "memory_request": "1Gi", "memory_limit": "1536Mi"},
     "filebeat": {"cpu_request": "100m", "memory_request": "128Mi", "memory_limit": "384Mi"},
     "setup": {"cpu_request": "20m", "memory_request": "32Mi", "memory_limit": "128Mi"},
+    "exporter": {"cpu_request": "10m", "memory_request": "24Mi", "memory_limit": "64Mi"},
 }
 """Production sizes; a dev stack shrinks them through config."""
 PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
@@ -224,6 +225,7 @@ class Logging(PlatformComponent):
         self.elastic_password = password("elastic-password")
         self.writer_password = password("writer-password")
         self.reader_password = password("reader-password")
+        self.monitor_password = password("monitor-password")
         self.kibana_system_password = password("kibana-system-password")
         lbl, _ = self._labels("elasticsearch")
         self.credentials = k8s.core.v1.Secret(
@@ -231,6 +233,7 @@ class Logging(PlatformComponent):
             string_data=pulumi.Output.secret(pulumi.Output.all(**{
                 "elastic-password": self.elastic_password, "writer-password": self.writer_password,
                 "writer-user": lc.WRITER_USER, "reader-password": self.reader_password,
+                "monitor-password": self.monitor_password,
                 "kibana-system-password": self.kibana_system_password})),
             opts=self._opts())
         self.elasticsearch = self._elasticsearch()
@@ -324,8 +327,18 @@ class Logging(PlatformComponent):
             startup_probe=common.tcp_probe("http", period=10, timeout=5, failures=60),
             readiness_probe=common.exec_probe(["bash", "-c", health], period=10, timeout=5, failures=3),
             liveness_probe=common.tcp_probe("transport", period=20, timeout=5, failures=5))
+        # Cluster health for Prometheus (ElasticsearchClusterRed/Yellow), through localhost.
+        exporter = self._container(
+            "exporter", images.ELASTICSEARCH_EXPORTER, a["resources"]["exporter"],
+            args=[f"--es.uri=http://127.0.0.1:{lc.ES_HTTP_PORT}", "--es.timeout=10s",
+                  f"--web.listen-address=:{lc.ES_EXPORTER_PORT}"],
+            env=[{"name": "ES_USERNAME", "value": lc.MONITOR_USER},
+                 common.secret_env("ES_PASSWORD", secret, "monitor-password")],
+            ports=[{"name": "metrics", "container_port": lc.ES_EXPORTER_PORT, "protocol": "TCP"}],
+            readiness_probe=common.http_probe("/healthz", "metrics", period=15, timeout=5, failures=3),
+            liveness_probe=common.tcp_probe("metrics", period=20, timeout=5, failures=3))
         pod = common.restricted_pod_spec(
-            service_account=sa.metadata.name, containers=[container], init_containers=[init],
+            service_account=sa.metadata.name, containers=[container, exporter], init_containers=[init],
             termination_grace_seconds=120,
             volumes=[common.empty_dir("config", "64Mi"), common.empty_dir("logs", "512Mi"),
                      common.empty_dir("tmp", "512Mi"),
@@ -373,9 +386,12 @@ class Logging(PlatformComponent):
         if a.get("snapshot_bucket"):
             egress.append({"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
                            "ports": common.tcp(443)})
+        scrapers = ([{"from": [common.namespace_peer(a["monitoring_namespace"])],
+                      "ports": common.tcp(lc.ES_EXPORTER_PORT)}] if a.get("monitoring_namespace") else [])
         self._netpol("elasticsearch", ns, lbl, sel,
                      [{"from": clients, "ports": common.tcp(lc.ES_HTTP_PORT)},
-                      {"from": [{"pod_selector": {"match_labels": sel}}], "ports": common.tcp(lc.ES_TRANSPORT_PORT)}],
+                      {"from": [{"pod_selector": {"match_labels": sel}}], "ports": common.tcp(lc.ES_TRANSPORT_PORT)},
+                      *scrapers],
                      egress)
         return sts
 
@@ -407,6 +423,8 @@ class Logging(PlatformComponent):
                common.secret_env("ELASTIC_PASSWORD", secret, "elastic-password"),
                common.secret_env("WRITER_PASSWORD", secret, "writer-password"),
                common.secret_env("READER_PASSWORD", secret, "reader-password"),
+               {"name": "MONITOR_ROLE", "value": lc.MONITOR_ROLE}, {"name": "MONITOR_USER", "value": lc.MONITOR_USER},
+               common.secret_env("MONITOR_PASSWORD", secret, "monitor-password"),
                common.secret_env("KIBANA_SYSTEM_PASSWORD", secret, "kibana-system-password")]
         container = self._container(
             "setup", images.ELASTICSEARCH, a["resources"]["setup"], command=["bash", "/setup/setup.sh"], env=env,

@@ -38,6 +38,10 @@ WRITER_USER = "logstash_writer"
 READER_USER = "new_api_logs_reader"
 WRITER_ROLE = "new_api_logs_writer"
 READER_ROLE = "new_api_logs_reader"
+#: The exporter's user: cluster health and index stats, no document access.
+MONITOR_USER = "new_api_monitor"
+MONITOR_ROLE = "new_api_monitor"
+ES_EXPORTER_PORT = 9114
 
 #: Custom grok patterns (also handed to Logstash as ``pattern_definitions``).
 PATTERN_DEFINITIONS = {
@@ -269,6 +273,7 @@ def roles() -> dict:
                       "indices": [{"names": pattern, "privileges": ["create_doc", "create_index", "index",
                                                                     "view_index_metadata"]}]},
         READER_ROLE: {"indices": [{"names": pattern, "privileges": ["read", "view_index_metadata"]}]},
+        MONITOR_ROLE: {"cluster": ["monitor"], "indices": [{"names": pattern, "privileges": ["monitor"]}]},
     }
 
 
@@ -319,6 +324,8 @@ call PUT "_security/role/$WRITER_ROLE" @/setup/role-writer.json
 call PUT "_security/role/$READER_ROLE" @/setup/role-reader.json
 call PUT "_security/user/$WRITER_USER" "{\"password\":\"$WRITER_PASSWORD\",\"roles\":[\"$WRITER_ROLE\"]}"
 call PUT "_security/user/$READER_USER" "{\"password\":\"$READER_PASSWORD\",\"roles\":[\"$READER_ROLE\"]}"
+call PUT "_security/role/$MONITOR_ROLE" @/setup/role-monitor.json
+call PUT "_security/user/$MONITOR_USER" "{\"password\":\"$MONITOR_PASSWORD\",\"roles\":[\"$MONITOR_ROLE\"]}"
 call POST "_security/user/kibana_system/_password" "{\"password\":\"$KIBANA_SYSTEM_PASSWORD\"}"
 if [ -f /setup/snapshot-repository.json ]; then
   call PUT "_snapshot/backups" @/setup/snapshot-repository.json
@@ -337,6 +344,7 @@ def setup_files(retention_days: int, replicas: int, repository: Optional[dict] =
         "index-template.json": json.dumps(index_template(replicas), indent=1, sort_keys=True),
         "role-writer.json": json.dumps(r[WRITER_ROLE], indent=1, sort_keys=True),
         "role-reader.json": json.dumps(r[READER_ROLE], indent=1, sort_keys=True),
+        "role-monitor.json": json.dumps(r[MONITOR_ROLE], indent=1, sort_keys=True),
     }
     if repository:
         files["snapshot-repository.json"] = json.dumps(repository, indent=1, sort_keys=True)

@@ -248,6 +248,7 @@ class Monitoring(PlatformComponent):
             app_service_port=int(a["app_service_port"]), monitoring_namespace=ns,
             agent_namespace=a["agent_namespace"], ingress_namespace=a["ingress_namespace"],
             cluster=a["cluster_name"], alertmanager_replicas=int(a["alertmanager_replicas"]),
+            logging_namespace=a.get("elasticsearch_namespace") or None,
         )
         self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
         rec = a["receivers"]
@@ -444,11 +445,14 @@ class Monitoring(PlatformComponent):
              "ports": common.tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT)},
             {"to": [common.namespace_peer(a["app_namespace"])], "ports": common.tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
             {"to": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(mc.INGRESS_NGINX_METRICS_PORT)},
+            *([{"to": [common.namespace_peer(self.targets.logging_namespace)], "ports": common.tcp(mc.ES_EXPORTER_PORT)}]
+              if self.targets.logging_namespace else []),
             # node-exporter listens on the host network: node addresses, not pod selectors.
             {"to": [common.namespace_peer(a["agent_namespace"]), *({"ip_block": {"cidr": c}} for c in a["node_cidrs"])],
              "ports": common.tcp(mc.NODE_EXPORTER_PORT)},
         ]
-        assert set(sd_ns) <= {a["app_namespace"], a["ingress_namespace"], a["agent_namespace"]}
+        assert set(sd_ns) <= {a["app_namespace"], a["ingress_namespace"], a["agent_namespace"],
+                              self.targets.logging_namespace}
         clients = [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("grafana", "adapter")]
         self._netpol("prometheus", ns, lbl, sel, [{"from": clients, "ports": common.tcp(mc.PROMETHEUS_PORT)}], egress)
         return sts

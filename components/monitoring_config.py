@@ -48,6 +48,7 @@ KSM_TELEMETRY_PORT = 8081
 NODE_EXPORTER_PORT = 9100
 POSTGRES_EXPORTER_PORT = 9187
 REDIS_EXPORTER_PORT = 9121
+ES_EXPORTER_PORT = 9114
 INGRESS_NGINX_METRICS_PORT = 10254
 ADAPTER_PORT = 6443
 
@@ -97,6 +98,10 @@ EXPORTER_METRICS: dict[str, frozenset] = {
         "redis_commands_processed_total", "redis_keyspace_hits_total", "redis_keyspace_misses_total",
         "redis_evicted_keys_total", "redis_db_keys",
     }),
+    "elasticsearch-exporter": frozenset({
+        "elasticsearch_cluster_health_status", "elasticsearch_cluster_health_number_of_nodes",
+        "elasticsearch_cluster_health_unassigned_shards",
+    }),
     "node-exporter": frozenset({
         "node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "node_load1",
@@ -133,6 +138,8 @@ class Targets:
     monitoring_namespace: str = "monitoring"
     agent_namespace: str = "node-agents"
     ingress_namespace: str = "ingress-nginx"
+    #: Namespace of Elasticsearch (its exporter sidecar), when the stack runs the logging stack.
+    logging_namespace: Optional[str] = None
     cluster: str = "new-api"
     alertmanager_name: str = "alertmanager"
     alertmanager_replicas: int = 1
@@ -298,6 +305,16 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                "redis_memory_used_bytes / redis_memory_max_bytes * 100 > 90 and redis_memory_max_bytes > 0",
                "2m", "warning", "redis", "Redis memory usage high",
                "Redis memory usage is {{ $value | printf \"%.1f\" }}% of maxmemory on {{ $labels.instance }}."),
+        # Not in the seeds: the log pipeline's store (one exporter per node reports the
+        # same cluster health, hence max by cluster).
+        _alert("ElasticsearchClusterRed",
+               'max by (cluster) (elasticsearch_cluster_health_status{color="red"}) == 1',
+               "5m", "critical", "elasticsearch", "Elasticsearch cluster is red",
+               "A primary shard is unassigned: some log indices cannot be written or searched."),
+        _alert("ElasticsearchClusterYellow",
+               'max by (cluster) (elasticsearch_cluster_health_status{color="yellow"}) == 1',
+               "30m", "warning", "elasticsearch", "Elasticsearch cluster is yellow",
+               "Replica shards have been unassigned for 30 minutes: one more node loss risks data."),
         _alert("ScrapeTargetDown", 'up{job!~"new-api|new-api-master"} == 0', "5m", "warning", "{{ $labels.job }}",
                "A monitored target is down",
                "Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}."),
@@ -445,6 +462,10 @@ def scrape_jobs(t: Targets) -> list[dict]:
         _k8s_pod_job("kube-state-metrics", t.monitoring_namespace, KSM_PORT, honor_labels=True,
                      keep_labels={"app.kubernetes.io/name": "kube-state-metrics"},
                      target_namespace_label="kubernetes_namespace"),
+        # The Elasticsearch pods' exporter sidecar (cluster health), with the logging stack.
+        *([_k8s_pod_job("elasticsearch-exporter", t.logging_namespace, ES_EXPORTER_PORT,
+                        keep_labels={"app.kubernetes.io/name": "elasticsearch"},
+                        static_labels={"service": "elasticsearch"})] if t.logging_namespace else []),
         {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]},
         {"job_name": "alertmanager", "static_configs": [{"targets": t.alertmanager_peers()}]},
     ]

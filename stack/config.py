@@ -501,7 +501,8 @@ class Logging(_Model):
     #: filesystem repository on a volume of snapshotVolumeSize (single node only).
     snapshot_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     snapshot_volume_size: Optional[Quantity] = None
-    resources: dict[Literal["elasticsearch", "logstash", "kibana", "filebeat", "setup"], WorkloadResources] = {}
+    resources: dict[Literal["elasticsearch", "logstash", "kibana", "filebeat", "setup", "exporter"],
+                    WorkloadResources] = {}
 
     @model_validator(mode="after")
     def _quorum(self):
