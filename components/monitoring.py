@@ -290,7 +290,7 @@ class Monitoring(PlatformComponent):
             hpa_metric = mc.hpa_rps_metric(a["ingress_name"], float(a["rps_per_pod"]))
         self.prometheus_url = pulumi.Output.from_input(prom_url)
         self.alertmanager_url = pulumi.Output.from_input(am_url)
-        self.grafana_url = pulumi.Output.from_input(f"http://grafana.{ns}.svc:3000" if a["grafana"] else "")
+        self.grafana_url = pulumi.Output.from_input(f"http://grafana.{ns}.svc:{mc.GRAFANA_PORT}" if a["grafana"] else "")
         self.hpa_metric = pulumi.Output.from_input(hpa_metric)
         self.register_outputs({
             "prometheus_url": self.prometheus_url, "alertmanager_url": self.alertmanager_url,
@@ -442,7 +442,8 @@ class Monitoring(PlatformComponent):
         egress = [
             self._api_egress(),
             {"to": [{"pod_selector": {}}],
-             "ports": common.tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT)},
+             "ports": common.tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT,
+                                 mc.GRAFANA_PORT)},
             {"to": [common.namespace_peer(a["app_namespace"])], "ports": common.tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
             {"to": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(mc.INGRESS_NGINX_METRICS_PORT)},
             *([{"to": [common.namespace_peer(self.targets.logging_namespace)], "ports": common.tcp(mc.ES_EXPORTER_PORT)}]
@@ -639,7 +640,7 @@ class Monitoring(PlatformComponent):
         if es_user:
             env.append(common.secret_env("GF_ELASTICSEARCH_PASSWORD", secret.metadata.name, "elasticsearch-password"))
         container = _container(
-            "grafana", images.GRAFANA, a["resources"]["grafana"], ports=[("http", 3000)], env=env,
+            "grafana", images.GRAFANA, a["resources"]["grafana"], ports=[("http", mc.GRAFANA_PORT)], env=env,
             readiness=common.http_probe("/api/health", "http", period=10, timeout=3, failures=3),
             liveness=common.tcp_probe("http", period=15, timeout=5, failures=4),
             startup=common.http_probe("/api/health", "http", period=5, timeout=3, failures=60),
@@ -666,7 +667,7 @@ class Monitoring(PlatformComponent):
                   "template": {"metadata": {"labels": lbl, "annotations": {"checksum/provisioning": checksum}},
                                "spec": pod}},
             opts=self._opts(secret, provisioning, boards))
-        self._service("grafana", ns, lbl, sel, [("http", 3000)])
+        self._service("grafana", ns, lbl, sel, [("http", mc.GRAFANA_PORT)])
         egress = [{"to": [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("prometheus",
                                                                                         "alertmanager")],
                    "ports": common.tcp(mc.PROMETHEUS_PORT, mc.ALERTMANAGER_PORT)}]
@@ -676,7 +677,9 @@ class Monitoring(PlatformComponent):
             egress.append({"to": [common.namespace_peer(a["elasticsearch_namespace"],
                                            {"app.kubernetes.io/name": "elasticsearch"})], "ports": common.tcp(9200)})
         self._netpol("grafana", ns, lbl, sel,
-                     [{"from": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(3000)}], egress)
+                     [{"from": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(mc.GRAFANA_PORT)},
+                      {"from": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}}],
+                       "ports": common.tcp(mc.GRAFANA_PORT)}], egress)
         self.grafana = dep
         return dep
 

@@ -43,6 +43,7 @@ def prometheus_url(namespace: str) -> str:
 ALERTMANAGER_PORT = 9093
 ALERTMANAGER_CLUSTER_PORT = 9094
 BLACKBOX_PORT = 9115
+GRAFANA_PORT = 3000
 KSM_PORT = 8080
 KSM_TELEMETRY_PORT = 8081
 NODE_EXPORTER_PORT = 9100
@@ -114,6 +115,8 @@ EXPORTER_METRICS: dict[str, frozenset] = {
         "kube_horizontalpodautoscaler_spec_max_replicas",
     }),
     "prometheus": frozenset({"prometheus_tsdb_head_series", "prometheus_rule_evaluation_failures_total"}),
+    "grafana": frozenset({"grafana_build_info"}),
+    "blackbox-exporter": frozenset({"blackbox_exporter_config_last_reload_successful"}),
     "alertmanager": frozenset({"alertmanager_notifications_failed_total", "alertmanager_notifications_total"}),
 }
 SYNTHETIC_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
@@ -466,6 +469,11 @@ def scrape_jobs(t: Targets) -> list[dict]:
         *([_k8s_pod_job("elasticsearch-exporter", t.logging_namespace, ES_EXPORTER_PORT,
                         keep_labels={"app.kubernetes.io/name": "elasticsearch"},
                         static_labels={"service": "elasticsearch"})] if t.logging_namespace else []),
+        # The platform's own metrics endpoints (Grafana and the blackbox exporter serve /metrics).
+        _k8s_pod_job("grafana", t.monitoring_namespace, GRAFANA_PORT,
+                     keep_labels={"app.kubernetes.io/name": "grafana"}),
+        _k8s_pod_job("blackbox-exporter", t.monitoring_namespace, BLACKBOX_PORT,
+                     keep_labels={"app.kubernetes.io/name": "blackbox-exporter"}),
         {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]},
         {"job_name": "alertmanager", "static_configs": [{"targets": t.alertmanager_peers()}]},
     ]
