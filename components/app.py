@@ -486,8 +486,7 @@ class ApiService(pulumi.ComponentResource):
         self.master_service = k8s.core.v1.Service(
             f"{name}-master",
             metadata=common.meta(f"{name}-master", ns, lbl["master"]),
-            spec={"type": "ClusterIP", "selector": sel["master"],
-                  "ports": [{"name": "http", "port": APP_PORT, "target_port": "http", "protocol": "TCP"}]},
+            spec=common.service_spec(sel["master"], [("http", APP_PORT)]),
             opts=opts_(self.master),
         )
 
@@ -553,8 +552,7 @@ class ApiService(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             name,
             metadata=common.meta(name, ns, lbl["serving"]),
-            spec={"type": "ClusterIP", "selector": sel["serving"],
-                  "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
+            spec=common.service_spec(sel["serving"], [("http", SERVICE_PORT)]),
             opts=opts_(self.deployment),
         )
         self.rollout, self.second_service = self._rollout(name, ns, a, lbl["serving"], sel["serving"])
@@ -647,8 +645,7 @@ class ApiService(pulumi.ComponentResource):
         second = delivery.second_service_name(name, strategy)
         second_service = k8s.core.v1.Service(
             second, metadata=common.meta(second, ns, labels),
-            spec={"type": "ClusterIP", "selector": selector,
-                  "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
+            spec=common.service_spec(selector, [("http", SERVICE_PORT)]),
             # No await: its pods appear only during a rollout.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
         templates = [

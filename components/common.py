@@ -197,6 +197,19 @@ def client_peers(clients: Sequence[Mapping]) -> list:
             else {"pod_selector": {"match_labels": dict(c["pod_labels"])}} for c in clients]
 
 
+def service_spec(selector_labels: Mapping[str, str], ports: Sequence[tuple], *, headless: bool = False) -> dict:
+    """A Service spec; ``ports`` are ``(name, port)`` pairs targeting the container port of
+    the same name (or ``(name, port, target)``). Headless Services give StatefulSet pods DNS."""
+    spec: dict = {"selector": dict(selector_labels),
+                  "ports": [{"name": p[0], "port": p[1], "target_port": p[2] if len(p) > 2 else p[0],
+                             "protocol": "TCP"} for p in ports]}
+    if headless:
+        spec["cluster_ip"] = "None"
+    else:
+        spec["type"] = "ClusterIP"
+    return spec
+
+
 # --------------------------------------------------------------------------- storage
 
 def volume_claim(name: str, labels_: Mapping[str, str], size: str, storage_class: Optional[str] = None) -> dict:

@@ -504,10 +504,7 @@ class Postgres(pulumi.ComponentResource):
                          "or aws backend")
         self.headless_service = k8s.core.v1.Service(
             f"{name}-headless", metadata=common.meta(f"{name}-headless", ns, lbl),
-            spec={"cluster_ip": "None", "selector": sel,
-                  "ports": [{"name": "postgres", "port": PORT, "target_port": "postgres", "protocol": "TCP"},
-                            {"name": "metrics", "port": EXPORTER_PORT, "target_port": "metrics",
-                             "protocol": "TCP"}]},
+            spec=common.service_spec(sel, [("postgres", PORT), ("metrics", EXPORTER_PORT)], headless=True),
             opts=self._child())
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
@@ -542,8 +539,7 @@ class Postgres(pulumi.ComponentResource):
         )
         self.service = k8s.core.v1.Service(
             name, metadata=common.meta(name, ns, lbl),
-            spec={"type": "ClusterIP", "selector": sel,
-                  "ports": [{"name": "postgres", "port": PORT, "target_port": "postgres", "protocol": "TCP"}]},
+            spec=common.service_spec(sel, [("postgres", PORT)]),
             opts=self._child(self.statefulset))
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             name, metadata=common.meta(name, ns, lbl),

@@ -313,10 +313,7 @@ class Redis(pulumi.ComponentResource):
                          "cluster mode; HA is the aws backend")
         self.headless_service = k8s.core.v1.Service(
             f"{name}-headless", metadata=common.meta(f"{name}-headless", ns, lbl),
-            spec={"cluster_ip": "None", "selector": sel,
-                  "ports": [{"name": "redis", "port": PORT, "target_port": "redis", "protocol": "TCP"},
-                            {"name": "metrics", "port": EXPORTER_PORT, "target_port": "metrics",
-                             "protocol": "TCP"}]},
+            spec=common.service_spec(sel, [("redis", PORT), ("metrics", EXPORTER_PORT)], headless=True),
             opts=self._child())
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
@@ -351,8 +348,7 @@ class Redis(pulumi.ComponentResource):
         )
         self.service = k8s.core.v1.Service(
             name, metadata=common.meta(name, ns, lbl),
-            spec={"type": "ClusterIP", "selector": sel,
-                  "ports": [{"name": "redis", "port": PORT, "target_port": "redis", "protocol": "TCP"}]},
+            spec=common.service_spec(sel, [("redis", PORT)]),
             opts=self._child(self.statefulset))
         peers = common.client_peers(a["clients"])
         ingress = [{"from": peers, "ports": common.tcp(PORT)}] if peers else []
