@@ -167,6 +167,9 @@ app = ApiService(APP, {
 
 ingress = TlsIngress(APP, {
     "namespace": namespace.name,
+    # The relay and playground as their own paths: latency measures leave them out.
+    "paths": [*monitoring_config.STREAMING_PATHS, "/"],
+    "ingress_namespace": cfg.ingress.controller_namespace,
     "host": cfg.domain,
     "service_name": app.service_name,
     "service_port": app.service_port,
@@ -291,6 +294,7 @@ if logging_stack is not None and cfg.logging.kibana_host:
         "acme_email": cfg.ingress.tls.acme_email,
         "create_issuer": False,
         "tls_secret_name": "kibana-tls",
+        "ingress_namespace": cfg.ingress.controller_namespace,
     }, opts=pulumi.ResourceOptions(depends_on=[logging_stack, ingress]))
     pulumi.export("kibanaPublicUrl", kibana_ingress.url)
 if logging_stack is not None:

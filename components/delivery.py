@@ -55,10 +55,10 @@ def success_rate_query() -> str:
 
 
 def latency_p95_query() -> str:
-    """p95 request duration of one backend Service, through the ingress. It includes the
-    full duration of streamed completions: raise the threshold for streaming-heavy traffic."""
+    """p95 request duration of one backend Service through the ingress, without the relay
+    and playground paths (their duration is the model's generation time, streamed)."""
     return (f"histogram_quantile(0.95, sum by (le) (rate({mc.INGRESS_DURATION_BUCKET}"
-            f"{{{_selector()}}}[{QUERY_WINDOW}])))")
+            f"{{{_selector()},{mc.NOT_STREAMING}}}[{QUERY_WINDOW}])))")
 
 
 def _metric(name: str, d: dict, success: str, failure: str, provider: dict) -> dict:

@@ -10,6 +10,8 @@ import pulumi_kubernetes as k8s
 from . import common
 
 ISSUERS = ("self-signed", "letsencrypt-staging", "letsencrypt-prod")
+#: cert-manager's HTTP-01 solver pods listen here.
+ACME_SOLVER_PORT = 8089
 ACME_SERVERS = {
     "letsencrypt-prod": "https://acme-v02.api.letsencrypt.org/directory",
     "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -47,6 +49,12 @@ class TlsIngressArgs(TypedDict, total=False):
     """Max request body (default 128, New API's MAX_REQUEST_BODY_MB)."""
     tls_secret_name: str
     """Secret cert-manager writes the certificate to (default new-api-tls)."""
+    ingress_namespace: str
+    """Namespace of the ingress controller, admitted to cert-manager's HTTP-01 solver pods
+    (default ingress-nginx)."""
+    paths: list[str]
+    """Path prefixes routed to the backend (default ``/``); separate prefixes show up as
+    separate ``path`` labels in ingress-nginx's metrics."""
 
 
 class TlsIngress(pulumi.ComponentResource):
@@ -85,6 +93,9 @@ class TlsIngress(pulumi.ComponentResource):
         common.require(timeout >= 30, "proxy_timeout_seconds", "must be at least 30")
         common.require(body_mb >= 1, "proxy_body_size_mb", "must be positive")
         class_name = args.get("class_name", "nginx")
+        paths = list(args.get("paths") or ["/"])
+        common.require(all(isinstance(p, str) and p.startswith("/") for p in paths)
+                       and len(set(paths)) == len(paths), "paths", f"{paths!r} must be distinct prefixes starting with /")
         ns = args["namespace"]
         lbl = common.labels("new-api", name, "ingress")
         child = pulumi.ResourceOptions(parent=self)
@@ -100,10 +111,10 @@ class TlsIngress(pulumi.ComponentResource):
         spec: dict = {
             "ingress_class_name": class_name,
             "rules": [{"host": host, "http": {"paths": [{
-                "path": "/", "path_type": "Prefix",
+                "path": path, "path_type": "Prefix",
                 "backend": {"service": {"name": args["service_name"],
                                         "port": {"number": args.get("service_port", 80)}}},
-            }]}}],
+            } for path in paths]}}],
         }
         self.issuer = None
         if tls:
@@ -114,6 +125,24 @@ class TlsIngress(pulumi.ComponentResource):
                 "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
             })
             spec["tls"] = [{"hosts": [host], "secret_name": args.get("tls_secret_name", "new-api-tls")}]
+            if issuer in ACME_SERVERS:
+                # cert-manager answers HTTP-01 challenges from a solver pod in this namespace
+                # (port 8089) behind a temporary Ingress; the namespace denies all ingress by
+                # default, so the ingress controller must be let in or no certificate is issued.
+                self.solver_policy = k8s.networking.v1.NetworkPolicy(
+                    f"{name}-acme-solver",
+                    metadata=common.meta(
+                        f"{name}-acme-solver", ns, common.labels("new-api", name, "acme-solver"),
+                        common.exemption_annotations(
+                            ["K8S-040"], "selects cert-manager's HTTP-01 solver pods, which cert-manager "
+                                         "creates only while a challenge is open")),
+                    spec={"pod_selector": {"match_labels": {"acme.cert-manager.io/http01-solver": "true"}},
+                          "policy_types": ["Ingress", "Egress"],
+                          "ingress": [{"from": [common.namespace_peer(args.get("ingress_namespace",
+                                                                               "ingress-nginx"))],
+                                       "ports": common.tcp(ACME_SOLVER_PORT)}],
+                          "egress": []},
+                    opts=child)
             if args.get("create_issuer", True):
                 if issuer == "self-signed":
                     issuer_spec: dict = {"selfSigned": {}}

@@ -101,3 +101,20 @@ def test_stack_secrets_outputs_are_secret(key):
     result = mockrt.run(lambda: pulumi.export(key, getattr(StackSecrets("s", {}), key)))
     value, secret = result.stack_outputs[key]
     assert result.error is None and secret is True and len(value) >= 32
+
+
+def test_lets_encrypt_solver_pods_are_reachable_from_the_ingress_controller(prod, dev):
+    """The namespace denies ingress by default; HTTP-01 challenges must still get through."""
+    policy = prod.k8s("NetworkPolicy", "new-api-acme-solver")
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}}
+    assert spec["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ingress-nginx"}}}], "ports": [{"protocol": "TCP", "port": 8089}]}]
+    assert policy["metadata"]["annotations"]["policy.new-api.io/exempt-controls"] == "K8S-040"
+    assert not [p for p in dev.k8s_all("NetworkPolicy") if p["metadata"]["name"].endswith("acme-solver")]
+
+
+def test_relay_and_playground_are_their_own_ingress_paths(stack):
+    paths = stack.k8s("Ingress", "new-api")["spec"]["rules"][0]["http"]["paths"]
+    assert [p["path"] for p in paths] == ["/v1", "/pg", "/"]
+    assert len({(p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"]) for p in paths}) == 1

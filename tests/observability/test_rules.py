@@ -23,10 +23,10 @@ def req(status: str, values: str) -> dict:
             "values": values}
 
 
-def buckets(counts: dict, total_values: str) -> list:
-    out = [{"series": f'nginx_ingress_controller_request_duration_seconds_bucket{{{SEL},le="{le}"}}',
+def buckets(counts: dict, total_values: str, path: str = "/") -> list:
+    out = [{"series": f'nginx_ingress_controller_request_duration_seconds_bucket{{{SEL},path="{path}",le="{le}"}}',
             "values": v} for le, v in counts.items()]
-    out.append({"series": f'nginx_ingress_controller_request_duration_seconds_bucket{{{SEL},le="+Inf"}}',
+    out.append({"series": f'nginx_ingress_controller_request_duration_seconds_bucket{{{SEL},path="{path}",le="+Inf"}}',
                 "values": total_values})
     return out
 
@@ -59,8 +59,10 @@ CASES = {
                                      "values": "0x20 1x10 0x20"}]),
     "HighErrorRate": ("1m", "10m", [req("200", "0+900x20"), req("502", "0+100x20")],
                       [req("200", "0+990x20"), req("500", "0+10x20")]),
+    # silent: slow completions on the relay path /v1 (generation time, streamed) next to fast API calls
     "HighResponseTime": ("1m", "10m", buckets({"0.5": "0x20", "1": "0x20", "2.5": "0+100x20"}, "0+100x20"),
-                         buckets({"0.5": "0+100x20", "1": "0+100x20", "2.5": "0+100x20"}, "0+100x20")),
+                         buckets({"0.5": "0+100x20", "1": "0+100x20", "2.5": "0+100x20"}, "0+100x20")
+                         + buckets({"0.5": "0x20", "1": "0x20", "2.5": "0x20"}, "0+500x20", path="/v1")),
     "HighCPUUsage": ("1m", "12m",
                      [{"series": 'node_cpu_seconds_total{mode="idle",cpu="0",instance="n1"}', "values": "0+6x20"}],
                      [{"series": 'node_cpu_seconds_total{mode="idle",cpu="0",instance="n1"}', "values": "0+54x20"}]),
