@@ -275,6 +275,8 @@ if cfg.monitoring.enabled:
         "elasticsearch_password": logging_stack.reader_password if logging_stack else None,
         "node_cidrs": list(mon.node_cidrs),
         "api_server_cidrs": list(mon.api_server_cidrs),
+        # Canary and blue-green analyses query Prometheus from the Argo Rollouts controller.
+        "query_namespaces": [cfg.app.delivery.rollouts_namespace] if cfg.app.delivery.strategy != "rolling" else [],
         "adapter": mon.autoscale.enabled,
         "rps_per_pod": mon.autoscale.rps_per_pod_target,
         "resources": {k: v.model_dump(exclude_none=True) for k, v in mon.resources.items()},

@@ -116,6 +116,9 @@ class MonitoringArgs(TypedDict, total=False):
     """Node addresses (node-exporter runs on the host network; default the private ranges)."""
     api_server_cidrs: list[str]
     """Kubernetes API server addresses (service discovery egress; default the private ranges)."""
+    query_namespaces: list[str]
+    """Namespaces whose pods may query Prometheus besides Grafana and the adapter, e.g. the
+    Argo Rollouts controller running canary analyses."""
     adapter: bool
     """Deploy Prometheus Adapter serving ``new_api_requests_per_second`` (default false)."""
     rps_per_pod: float
@@ -455,6 +458,7 @@ class Monitoring(PlatformComponent):
         assert set(sd_ns) <= {a["app_namespace"], a["ingress_namespace"], a["agent_namespace"],
                               self.targets.logging_namespace}
         clients = [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("grafana", "adapter")]
+        clients += [common.namespace_peer(n) for n in a.get("query_namespaces") or []]
         self._netpol("prometheus", ns, lbl, sel, [{"from": clients, "ports": common.tcp(mc.PROMETHEUS_PORT)}], egress)
         return sts
 

@@ -248,3 +248,11 @@ def test_component_needs_a_prometheus_for_analysis():
     bad = mockrt.run(lambda: ApiService("api", {**GOOD_APP, "strategy": "canary", "prometheus_url": "http://p:9090",
                                                  "delivery": {"analysis_failure_limit": 9}}))
     assert "delivery.analysis_failure_limit: 9 must be below analysis_count 5" in str(bad.error)
+
+
+def test_the_rollouts_controller_may_query_prometheus(canary, prod):
+    def sources(stack):
+        rules = stack.k8s("NetworkPolicy", "prometheus")["spec"]["ingress"]
+        return [p for r in rules for p in r["from"]]
+    argo = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "argo-rollouts"}}}
+    assert argo in sources(canary) and argo not in sources(prod)
