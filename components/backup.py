@@ -474,7 +474,7 @@ class PostgresBackup(pulumi.ComponentResource):
                     {"name": "RETENTION_DAYS", "value": str(retention)}]
         self.pvc = None
         if s3:
-            volumes = [tmp, common.empty_dir("scratch", size)]
+            volumes = [tmp, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
             init = [pg_container("dump", DUMP_SCRIPT,
                                  [*dump_env, {"name": "BACKUP_DIR", "value": "/scratch"},
                                   {"name": "PRUNE", "value": "false"}],
@@ -545,7 +545,7 @@ class PostgresBackup(pulumi.ComponentResource):
         if restore_key is not None:
             digest = hashlib.sha256(restore_key.encode()).hexdigest()[:8]
             if s3:
-                r_volumes = [tmp, common.empty_dir("scratch", size)]
+                r_volumes = [tmp, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
                 r_init = [cli_container("download", DOWNLOAD_SCRIPT, [{"name": "OBJECT_KEY", "value": restore_key}])]
                 dump_path, r_mounts = "/scratch/restore.dump", [common.mount("scratch", "/scratch", read_only=True)]
             else:

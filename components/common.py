@@ -212,6 +212,16 @@ def service_spec(selector_labels: Mapping[str, str], ports: Sequence[tuple], *, 
 
 # --------------------------------------------------------------------------- storage
 
+def ephemeral_volume(name: str, size: str, storage_class: Optional[str] = None) -> dict:
+    """Scratch space on a volume created and deleted with the pod (generic ephemeral
+    volume): unlike a large emptyDir it neither counts against the node's ephemeral storage
+    (where the kubelet evicts on the containers' limits) nor is left unreserved."""
+    spec: dict = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storage_class_name"] = storage_class
+    return {"name": name, "ephemeral": {"volume_claim_template": {"spec": spec}}}
+
+
 def volume_claim(name: str, labels_: Mapping[str, str], size: str, storage_class: Optional[str] = None) -> dict:
     """A StatefulSet volume claim template (ReadWriteOnce)."""
     spec: dict = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}

@@ -250,3 +250,12 @@ def test_restore_script_brings_back_the_dumped_data(live_postgres, backup_dir):
     out = _run_script(live_postgres, bk.RESTORE_SCRIPT, DUMP=str(backup_dir / name))
     assert out.returncode == 0, out.stderr
     assert live_postgres.psql("SELECT id FROM tokens", db="newapi", **app) == "7"
+
+
+def test_prod_dump_scratch_is_a_volume_not_node_ephemeral_storage(prod):
+    """A 20Gi emptyDir would be evicted at the containers' 1Gi ephemeral limits: the dump's
+    scratch space is a generic ephemeral volume of the configured size instead."""
+    volumes = {v["name"]: v for v in pod_spec(_cron(prod)["spec"]["jobTemplate"])["volumes"]}
+    scratch = volumes["scratch"]
+    assert "emptyDir" not in scratch
+    assert scratch["ephemeral"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "20Gi"
