@@ -5,6 +5,7 @@
 import hashlib
 import ipaddress
 import json
+import math
 from typing import Any, Optional, Required, Sequence, TypedDict
 
 import pulumi
@@ -29,9 +30,10 @@ DEFAULT_RESOURCES = {"cpu_request": "250m", "memory_request": "256Mi",
 DEFAULT_AUTOSCALING = {"min_replicas": 3, "max_replicas": 10, "target_cpu_percent": 80,
                        "target_memory_percent": 80, "scale_down_stabilization_seconds": 300}
 """Seed 000 HPA (min 3, max 10, 80 %/80 %) plus scale-down stabilization."""
-DEFAULT_POOL = {"max_open_conns": 15, "max_idle_conns": 5, "max_lifetime_seconds": 300}
-"""Per-pod DB pool: (HPA max 10 + master) x 15 + 20 reserved = 185 < 200 connections
-(seed notes §4 #41). New API's own default is 1000 open connections per pod."""
+DEFAULT_POOL = {"max_open_conns": 12, "max_idle_conns": 5, "max_lifetime_seconds": 300}
+"""Per-pod DB pool: (HPA max 10 + 3 surge pods during a rolling update + master) x 12 + 20
+reserved = 188 <= 200 connections (seed notes §4 #41). New API's own default is 1000 open
+connections per pod."""
 DEFAULT_UPSTREAM_CIDRS = ("0.0.0.0/0",)
 """HTTPS upstreams (LLM providers) may be anywhere; link-local metadata is always excluded."""
 DEFAULT_STREAMING_TIMEOUT = 300
@@ -84,7 +86,7 @@ class AutoscalingArgs(TypedDict, total=False):
 
 class PoolArgs(TypedDict, total=False):
     max_open_conns: int
-    """SQL_MAX_OPEN_CONNS per pod (default 15)."""
+    """SQL_MAX_OPEN_CONNS per pod (default 12)."""
     max_idle_conns: int
     """SQL_MAX_IDLE_CONNS per pod (default 5)."""
     max_lifetime_seconds: int
@@ -200,6 +202,15 @@ class ApiServiceArgs(TypedDict, total=False):
     extra_metrics: list[dict[str, Any]]
     """Extra autoscaling/v2 metrics for the serving HPA besides CPU and memory, e.g. requests
     per second per pod through Prometheus Adapter (``monitoring_config.hpa_rps_metric``)."""
+
+
+def peak_serving_pods(max_replicas: int, strategy: str) -> tuple[int, str]:
+    """Most serving pods holding database connections at once, and why: a rolling update
+    adds its 25 % surge; canary keeps the stable pods at full size while the canary grows to
+    80 %, and blue-green runs both colours at full size (count 2x for both)."""
+    if strategy == "rolling":
+        return max_replicas + math.ceil(max_replicas * 0.25), "plus the rolling update's 25 % surge"
+    return 2 * max_replicas, f"x 2 during a {strategy} rollout"
 
 
 def pod_selector(name: str, role: str) -> dict:
@@ -538,6 +549,7 @@ class ApiService(pulumi.ComponentResource):
             metadata=common.meta(name, ns, lbl["serving"], template_source),
             spec={
                 # No replicas: the HPA owns the scale (server-side apply would fight it, K8S-033).
+                # maxSurge 25 %: counted in the database connection budget (peak_serving_pods).
                 "strategy": {"type": "RollingUpdate",
                              "rolling_update": {"max_unavailable": 0, "max_surge": "25%"}},
                 "revision_history_limit": 5,

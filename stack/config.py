@@ -581,12 +581,12 @@ class StackConfig(_Model):
             errors.append(("ingress.proxyTimeoutSeconds", ing.proxy_timeout_seconds,
                            f"must exceed app.streamingTimeoutSeconds ({app.streaming_timeout_seconds}), "
                            "or the ingress cuts idle streams first"))
-        pods = app.autoscaling.max_replicas + 1  # the serving pods at HPA max plus the master
-        demand = pods * app.pool.max_open_conns + self.database.reserved_connections
+        serving, how = app_component.peak_serving_pods(app.autoscaling.max_replicas, app.delivery.strategy)
+        demand = (serving + 1) * app.pool.max_open_conns + self.database.reserved_connections
         if demand > self.database.max_connections:
             errors.append(("app.pool.maxOpenConns", app.pool.max_open_conns,
-                           f"(app.autoscaling.maxReplicas {app.autoscaling.max_replicas} + 1 master) x "
-                           f"{app.pool.max_open_conns} + database.reservedConnections "
+                           f"({serving} serving pods at app.autoscaling.maxReplicas {app.autoscaling.max_replicas} "
+                           f"{how} + 1 master) x {app.pool.max_open_conns} + database.reservedConnections "
                            f"{self.database.reserved_connections} = {demand} exceeds "
                            f"database.maxConnections ({self.database.max_connections}); lower the pool or "
                            "maxReplicas, or raise database.maxConnections"))

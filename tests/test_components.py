@@ -68,7 +68,7 @@ def test_api_service_defaults_are_the_seed_production_values():
     hpa = result.get("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "team-a-api").inputs["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 10)
     objects = {r.name: r for r in result.registrations}
-    assert objects["team-a-api-config"].inputs["data"]["SQL_MAX_OPEN_CONNS"] == "15"
+    assert objects["team-a-api-config"].inputs["data"]["SQL_MAX_OPEN_CONNS"] == "12"
     assert objects["team-a-api-config"].inputs["data"]["SESSION_COOKIE_TRUSTED_URL"] == "https://llm.team-a.example.net"
     assert all(r.parent.endswith("ApiService::team-a-api") for r in result.registrations if r.custom)
 

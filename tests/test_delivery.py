@@ -17,7 +17,10 @@ ROLLOUT = "kubernetes:argoproj.io/v1alpha1:Rollout"
 
 
 def run(stack: str, strategy: str, *changes) -> Stack:
-    return Stack(mockrt.run_stack(stack, override(stack, ("app.delivery.strategy", strategy), *changes)))
+    """The stack with a rollout strategy. Both colours (or stable plus canary) hold database
+    connections during a rollout, so prod needs room for twice the HPA maximum."""
+    extra = [("database.maxConnections", 300)] if stack == "prod" else []
+    return Stack(mockrt.run_stack(stack, override(stack, ("app.delivery.strategy", strategy), *extra, *changes)))
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +259,11 @@ def test_the_rollouts_controller_may_query_prometheus(canary, prod):
         return [p for r in rules for p in r["from"]]
     argo = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "argo-rollouts"}}}
     assert argo in sources(canary) and argo not in sources(prod)
+
+
+def test_a_rollout_strategy_needs_database_room_for_both_versions():
+    result = mockrt.run_stack("prod", override("prod", ("app.delivery.strategy", "canary")))
+    message = str(result.error)
+    assert "new-api:app.pool.maxOpenConns = 12" in message
+    assert "(20 serving pods at app.autoscaling.maxReplicas 10 x 2 during a canary rollout + 1 master)" in message
+    assert "database.maxConnections (200)" in message and result.registrations == []
