@@ -507,11 +507,18 @@ class Monitoring(PlatformComponent):
         self._service(headless, ns, lbl, sel, [("http", mc.ALERTMANAGER_PORT),
                                                ("cluster", mc.ALERTMANAGER_CLUSTER_PORT)], headless=True)
         self._service(t.alertmanager_name, ns, lbl, sel, [("http", mc.ALERTMANAGER_PORT)])
+        # Alertmanager does not watch its files: pods roll when the config or a receiver
+        # credential changes. The digest is not secret (a secret anywhere in the template
+        # hides the whole spec in previews) and reveals nothing of the values.
+        credentials = [a.get(k) for k in ("smtp_password", "slack_webhook_url", "webhook_url")]
+        checksum = pulumi.Output.unsecret(pulumi.Output.all(text, *[c or "" for c in credentials]).apply(
+            lambda parts: _checksum(*parts)))
         sts = k8s.apps.v1.StatefulSet(
             f"{self._name}-alertmanager", metadata=common.meta(t.alertmanager_name, ns, lbl),
             spec={"replicas": replicas, "service_name": headless, "selector": {"match_labels": sel},
                   "pod_management_policy": "Parallel",
-                  "template": {"metadata": {"labels": lbl}, "spec": pod},
+                  "template": {"metadata": {"labels": lbl, "annotations": {"checksum/config": checksum}},
+                               "spec": pod},
                   "volume_claim_templates": [common.volume_claim("data", lbl, "1Gi", a.get("storage_class"))]},
             opts=self._opts(config, self.credentials))
         if replicas > 1:
