@@ -152,6 +152,7 @@ app = ApiService(APP, {
     "monitoring_namespace": cfg.monitoring.namespace if cfg.monitoring.enabled else None,
     "datastore_egress": [*postgres.egress_targets, *redis.egress_targets],
     "upstream_cidrs": list(cfg.network.upstream_cidrs),
+    "upstream_ports": list(cfg.network.upstream_ports),
     "priority_class_name": cfg.app.priority_class_name,
     "priority_class_value": cfg.app.priority_class_value,
     "extra_env": dict(cfg.app.extra_env),

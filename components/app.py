@@ -34,6 +34,9 @@ DEFAULT_POOL = {"max_open_conns": 12, "max_idle_conns": 5, "max_lifetime_seconds
 """Per-pod DB pool: (HPA max 10 + 3 surge pods during a rolling update + master) x 12 + 20
 reserved = 188 <= 200 connections (seed notes §4 #41). New API's own default is 1000 open
 connections per pod."""
+DEFAULT_UPSTREAM_PORTS = (443,)
+"""TCP ports the app may open to upstreams: HTTPS. Add 465/587 for New API's e-mail
+(password resets, notifications), or a self-hosted model server's port."""
 DEFAULT_UPSTREAM_CIDRS = ("0.0.0.0/0",)
 """HTTPS upstreams (LLM providers) may be anywhere; link-local metadata is always excluded."""
 DEFAULT_STREAMING_TIMEOUT = 300
@@ -181,7 +184,9 @@ class ApiServiceArgs(TypedDict, total=False):
     datastore_egress: list[EgressTargetArgs]
     """Where the app may connect besides DNS and HTTPS upstreams."""
     upstream_cidrs: list[str]
-    """Destinations allowed on TCP 443 (LLM providers); default everywhere but link-local."""
+    """Destinations allowed on the upstream ports (LLM providers); default everywhere but link-local."""
+    upstream_ports: list[int]
+    """TCP ports allowed to those destinations (default 443)."""
     priority_class_name: str
     """PriorityClass of the app pods (prod: above logging and monitoring, K8S-038)."""
     priority_class_value: int
@@ -292,6 +297,9 @@ def _validate(args: ApiServiceArgs) -> dict:
     a.setdefault("timezone", "UTC")
     a.setdefault("ingress_namespace", "ingress-nginx")
     a.setdefault("upstream_cidrs", list(DEFAULT_UPSTREAM_CIDRS))
+    a["upstream_ports"] = list(a.get("upstream_ports") or DEFAULT_UPSTREAM_PORTS)
+    common.require(all(isinstance(p, int) and 0 < p < 65536 for p in a["upstream_ports"]), "upstream_ports",
+                   f"{a['upstream_ports']!r} must be TCP port numbers")
     a["extra_env"] = dict(a.get("extra_env") or {})
     a["settings"] = _settings(a)
     if a.get("priority_class_value") is not None:
@@ -609,7 +617,8 @@ class ApiService(pulumi.ComponentResource):
 
         scrapers = [{"from": [common.namespace_peer(a["monitoring_namespace"])], "ports": app_port}] \
             if a.get("monitoring_namespace") else []
-        egress = _egress_rules(a["datastore_egress"] if a.get("datastore_egress") else [], a["upstream_cidrs"])
+        egress = _egress_rules(a["datastore_egress"] if a.get("datastore_egress") else [], a["upstream_cidrs"],
+                               a["upstream_ports"])
 
         def netpol(suffix: str, role: str, ingress: list, egress_rules: list):
             return k8s.networking.v1.NetworkPolicy(
@@ -684,8 +693,9 @@ class ApiService(pulumi.ComponentResource):
         return rollout, second_service
 
 
-def _egress_rules(targets: Sequence[EgressTargetArgs], upstream_cidrs: Sequence[str]) -> list:
-    """Egress to each datastore target and to HTTPS upstreams (never link-local metadata)."""
+def _egress_rules(targets: Sequence[EgressTargetArgs], upstream_cidrs: Sequence[str],
+                  upstream_ports: Sequence[int]) -> list:
+    """Egress to each datastore target and to the upstreams (never link-local metadata)."""
     rules = []
     for target in targets:
         common.require("port" in target, "datastore_egress", f"{target!r} needs a port")
@@ -706,5 +716,5 @@ def _egress_rules(targets: Sequence[EgressTargetArgs], upstream_cidrs: Sequence[
         if net.version == 4 and _LINK_LOCAL.subnet_of(net):
             block["except"] = [str(_LINK_LOCAL)]
         blocks.append({"ip_block": block})
-    rules.append({"to": blocks, "ports": [{"protocol": "TCP", "port": 443}]})
+    rules.append({"to": blocks, "ports": common.tcp(*upstream_ports)})
     return rules

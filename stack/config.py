@@ -402,6 +402,9 @@ class Network(_Model):
     #: Destinations the app may reach on 443 (LLM upstreams). The node metadata
     #: endpoint is always excluded.
     upstream_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(app_component.DEFAULT_UPSTREAM_CIDRS)
+    #: Ports open to them: HTTPS; add 465/587 for New API's e-mail, or a model server's port.
+    upstream_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(min_length=1)] = \
+        list(app_component.DEFAULT_UPSTREAM_PORTS)
 
 
 #: Credentials of alert receivers: read only with ``pulumi.Config().get_secret`` in

@@ -307,3 +307,15 @@ def test_bootstrap_job_may_only_talk_to_the_master(stack):
     assert spec["ingress"] == []
     assert spec["egress"] == [{"to": [{"podSelector": {"matchLabels": app_component.pod_selector("new-api", "master")}}],
                                "ports": [{"protocol": "TCP", "port": 3000}]}]
+
+
+def test_upstream_ports_come_from_config():
+    from support import Stack, override
+    from tools import mockrt
+
+    smtp = Stack(mockrt.run_stack("dev", override("dev", ("network.upstreamPorts", [443, 465, 587]))))
+    egress = smtp.k8s("NetworkPolicy", "new-api-serving")["spec"]["egress"]
+    upstream = next(r for r in egress if any("ipBlock" in p for p in r["to"]))
+    assert [p["port"] for p in upstream["ports"]] == [443, 465, 587]
+    bad = mockrt.run_stack("dev", override("dev", ("network.upstreamPorts", [70000])))
+    assert "new-api:network.upstreamPorts[0]" in str(bad.error) and bad.registrations == []
