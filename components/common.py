@@ -20,6 +20,9 @@ MANAGED_BY = "pulumi"
 RUNTIME_UID = 10001
 RUNTIME_GID = 10001
 
+#: RFC 1918 ranges: where nodes and the API server live when a stack does not say.
+PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
 #: Annotation keys honoured by the policy pack (policy/newapi_policy/exemptions.py).
 EXEMPT_CONTROLS_ANNOTATION = "policy.new-api.io/exempt-controls"
 EXEMPT_REASON_ANNOTATION = "policy.new-api.io/exempt-reason"

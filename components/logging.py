@@ -9,11 +9,11 @@ from typing import Any, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from . import common, images
 from . import logging_config as lc
 from .base import PlatformComponent
+from .secrets import generated_secret
 
 WORKLOADS = ("elasticsearch", "logstash", "kibana", "filebeat", "setup", "exporter")
 DEFAULT_RESOURCES: dict[str, dict] = {
@@ -25,7 +25,6 @@ DEFAULT_RESOURCES: dict[str, dict] = {
     "exporter": {"cpu_request": "10m", "memory_request": "24Mi", "memory_limit": "64Mi"},
 }
 """Production sizes; a dev stack shrinks them through config."""
-PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 FILEBEAT_EXEMPTION = ("K8S-010", "K8S-015")
 FILEBEAT_REASON = ("Filebeat reads container logs from the node: read-only hostPath /var/log/containers "
                    "and /var/log/pods (files 0640 root:root, read through supplemental group 0); its "
@@ -147,7 +146,7 @@ def _validate(args: LoggingArgs) -> dict:
     a.setdefault("snapshot_base_path", "elasticsearch-snapshots")
     a.setdefault("snapshot_retention_days", 30)
     common.require(1 <= int(a["snapshot_retention_days"]) <= 3650, "snapshot_retention_days", "must be 1 to 3650")
-    a["api_server_cidrs"] = list(a.get("api_server_cidrs") or PRIVATE_CIDRS)
+    a["api_server_cidrs"] = list(a.get("api_server_cidrs") or common.PRIVATE_CIDRS)
     for cidr in a["api_server_cidrs"]:
         try:
             ipaddress.ip_network(cidr, strict=True)
@@ -218,9 +217,7 @@ class Logging(PlatformComponent):
         self.es_url = f"http://elasticsearch.{ns}.svc:{lc.ES_HTTP_PORT}"
 
         def password(suffix: str, length: int = 32) -> pulumi.Output[str]:
-            res = random.RandomPassword(f"{name}-{suffix}", length=length, special=False, min_lower=2,
-                                        min_upper=2, min_numeric=2, opts=self._opts())
-            return pulumi.Output.secret(res.result)
+            return generated_secret(f"{name}-{suffix}", length, self._opts())
 
         self.elastic_password = password("elastic-password")
         self.writer_password = password("writer-password")
@@ -508,9 +505,7 @@ class Logging(PlatformComponent):
         lbl, sel = self._labels("kibana")
         keys = {}
         for key in ("security", "saved-objects", "reporting"):
-            res = random.RandomPassword(f"{self._name}-kibana-{key}-key", length=48, special=False,
-                                        opts=self._opts())
-            keys[key] = pulumi.Output.secret(res.result)
+            keys[key] = generated_secret(f"{self._name}-kibana-{key}-key", 48, self._opts(), mixed=False)
         secret = k8s.core.v1.Secret(f"{self._name}-kibana", metadata=common.meta("kibana-encryption-keys", ns, lbl),
                                     type="Opaque", string_data=pulumi.Output.secret(pulumi.Output.all(**keys)),
                                     opts=self._opts())

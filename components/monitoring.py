@@ -9,11 +9,11 @@ from typing import Any, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from . import common, dashboards, images
 from . import monitoring_config as mc
 from .base import PlatformComponent
+from .secrets import generated_secret
 
 MODES = ("standalone", "operator")
 WORKLOADS = ("prometheus", "alertmanager", "grafana", "node_exporter", "kube_state_metrics", "blackbox",
@@ -28,7 +28,6 @@ DEFAULT_RESOURCES: dict[str, dict] = {
     "adapter": {"cpu_request": "50m", "memory_request": "128Mi", "memory_limit": "256Mi"},
 }
 """Production sizes; a dev stack shrinks them through config."""
-PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 #: Node-exporter needs the host's network, PID namespace and read-only root/proc/sys.
 NODE_EXPORTER_EXEMPTION = ("K8S-009", "K8S-010")
 API_CLIENT_EXEMPTION = ("K8S-015",)
@@ -163,7 +162,7 @@ def _validate(args: MonitoringArgs) -> dict:
     common.require(float(a["rps_per_pod"]) > 0, "rps_per_pod", "must be positive")
     a.setdefault("slo_min_request_rate", 0.1)
     for key in ("node_cidrs", "api_server_cidrs"):
-        a[key] = list(a.get(key) or PRIVATE_CIDRS)
+        a[key] = list(a.get(key) or common.PRIVATE_CIDRS)
         for cidr in a[key]:
             try:
                 ipaddress.ip_network(cidr, strict=True)
@@ -613,9 +612,7 @@ class Monitoring(PlatformComponent):
     def _grafana(self, prom_url: str, am_url: str):
         a, ns = self._a, self._a["namespace"]
         lbl, sel = self._labels("grafana")
-        password = random.RandomPassword(f"{self._name}-grafana-admin", length=32, special=False,
-                                         min_lower=2, min_upper=2, min_numeric=2, opts=self._opts())
-        self.grafana_admin_password = pulumi.Output.secret(password.result)
+        self.grafana_admin_password = generated_secret(f"{self._name}-grafana-admin", 32, self._opts())
         secret_data: dict = {"admin-user": "admin", "admin-password": self.grafana_admin_password}
         es_user = a.get("elasticsearch_user") if a.get("elasticsearch_password") is not None else None
         if es_user:

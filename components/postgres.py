@@ -21,6 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import aws_common, common, images
+from .secrets import generated_secret
 from .app import EgressTargetArgs, ResourcesArgs
 
 BACKENDS = ("kubernetes", "cloudnative-pg", "aws")
@@ -366,10 +367,7 @@ class Postgres(pulumi.ComponentResource):
         self._a = a
         password = a.get("password")
         if password is None:
-            import pulumi_random as random
-
-            password = random.RandomPassword(f"{name}-password", length=32, special=False,
-                                             opts=pulumi.ResourceOptions(parent=self)).result
+            password = generated_secret(f"{name}-password", 32, pulumi.ResourceOptions(parent=self), mixed=False)
         password = pulumi.Output.secret(password)
         backend = a["backend"]
         if backend == "kubernetes":
@@ -417,11 +415,9 @@ class Postgres(pulumi.ComponentResource):
         lbl = common.labels(APP, name, COMPONENT)
         sel = pod_selector(name)
         res = a["resources"]
-        import pulumi_random as random
 
         def internal(suffix: str) -> pulumi.Output:
-            return pulumi.Output.secret(random.RandomPassword(
-                f"{name}-{suffix}", length=32, special=False, opts=self._child()).result)
+            return generated_secret(f"{name}-{suffix}", 32, self._child(), mixed=False)
 
         self.credentials = k8s.core.v1.Secret(
             f"{name}-credentials", metadata=common.meta(f"{name}-credentials", ns, lbl), type="Opaque",

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import aws_common, common, images
+from .secrets import generated_secret
 from .app import EgressTargetArgs, ResourcesArgs
 from .postgres import ClientArgs
 
@@ -226,10 +227,7 @@ class Redis(pulumi.ComponentResource):
         self._name, self._a = name, a
         password = a.get("password")
         if password is None:
-            import pulumi_random as random
-
-            password = random.RandomPassword(f"{name}-password", length=32, special=False,
-                                             opts=pulumi.ResourceOptions(parent=self)).result
+            password = generated_secret(f"{name}-password", 32, pulumi.ResourceOptions(parent=self), mixed=False)
         password = pulumi.Output.secret(password)
         if a["backend"] == "kubernetes":
             host, tls, egress = self._kubernetes(password)

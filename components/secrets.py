@@ -7,6 +7,16 @@ import pulumi
 import pulumi_random as random
 
 
+def generated_secret(resource_name: str, length: int, opts: pulumi.ResourceOptions,
+                     mixed: bool = True) -> pulumi.Output[str]:
+    """A generated credential as a secret Output. Alphanumeric only: the values go into URLs
+    (DSN, redis://) and JSON bodies unescaped; length, not symbols, carries the entropy.
+    ``mixed`` requires at least two lower, upper and numeric characters (password rules)."""
+    extra = {"min_lower": 2, "min_upper": 2, "min_numeric": 2} if mixed else {}
+    res = random.RandomPassword(resource_name, length=length, special=False, opts=opts, **extra)
+    return pulumi.Output.secret(res.result)
+
+
 class StackSecretsArgs(TypedDict, total=False):
     session_secret_length: int
     """Length of SESSION_SECRET / CRYPTO_SECRET (default 64 characters, ~380 bits)."""
@@ -48,12 +58,8 @@ class StackSecrets(pulumi.ComponentResource):
             raise ValueError(f"password_length: {pw_len} is too short; use at least 16")
         child = pulumi.ResourceOptions(parent=self)
 
-        def password(suffix: str, length: int, **extra) -> pulumi.Output[str]:
-            # Alphanumeric only: the values go into URLs (DSN, redis://) and JSON bodies
-            # unescaped; length, not symbols, carries the entropy.
-            res = random.RandomPassword(f"{name}-{suffix}", length=length, special=False,
-                                        min_lower=2, min_upper=2, min_numeric=2, opts=child, **extra)
-            return pulumi.Output.secret(res.result)
+        def password(suffix: str, length: int) -> pulumi.Output[str]:
+            return generated_secret(f"{name}-{suffix}", length, child)
 
         self.session_secret = password("session-secret", key_len)
         self.crypto_secret = password("crypto-secret", key_len)

@@ -473,9 +473,8 @@ class Monitoring(_Model):
     alerting: Alerting = Alerting()
     autoscale: Autoscale = Autoscale()
     #: Node and API-server address ranges for the egress policies (host-network exporters, discovery).
-    node_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
-    api_server_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["10.0.0.0/8", "172.16.0.0/12",
-                                                                     "192.168.0.0/16"]
+    node_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(common.PRIVATE_CIDRS)
+    api_server_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(common.PRIVATE_CIDRS)
     resources: dict[Literal["prometheus", "alertmanager", "grafana", "node_exporter", "kube_state_metrics",
                             "blackbox", "adapter"], WorkloadResources] = {}
 
