@@ -3,7 +3,6 @@ its analyses, and what follows it (HPA, PDB, Services, NetworkPolicies)."""
 
 import math
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -11,6 +10,7 @@ import yaml
 
 from components import monitoring_config
 from support import Stack, override
+from validators import require
 from tools import mockrt, synth
 
 ROLLOUT = "kubernetes:argoproj.io/v1alpha1:Rollout"
@@ -143,8 +143,8 @@ def test_analyses_use_only_metrics_the_stack_collects(canary):
                 assert names and names <= collected, names
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (tools/install-validators.sh)")
 def test_analysis_queries_are_valid_promql(tmp_path, canary):
+    promtool = require("promtool")
     rules = []
     for name, spec in templates(canary).items():
         for metric in spec["metrics"]:
@@ -154,7 +154,7 @@ def test_analysis_queries_are_valid_promql(tmp_path, canary):
                 rules.append({"record": f"analysis:{name.replace('-', '_')}", "expr": query})
     path = tmp_path / "analysis.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}))
-    proc = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -2,7 +2,8 @@
 # Install the real validators the tests run: promtool (Debian package `prometheus`, 2.42)
 # and amtool (`prometheus-alertmanager`, 0.25) for the monitoring config and rules;
 # PostgreSQL 15 and redis-server 7 to start the rendered postgresql.conf / redis.conf
-# for real. Idempotent: installs only what is missing. The packages' services are not
+# for real; ruby (3.1: `ruby -c` and Onigmo regexes for the Logstash pipeline's ruby
+# filters and grok patterns) and shellcheck (0.9) for every embedded shell script. Idempotent: installs only what is missing. The packages' services are not
 # needed (tests start the binaries themselves).
 set -eu
 missing=""
@@ -10,8 +11,10 @@ command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v amtool >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
 [ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$missing postgresql"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v ruby >/dev/null 2>&1 || missing="$missing ruby"
+command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 if [ -z "$missing" ]; then
-  echo "validators already installed (promtool, amtool, postgres, redis-server)"
+  echo "validators already installed (promtool, amtool, postgres, redis-server, ruby, shellcheck)"
   exit 0
 fi
 SUDO=""
@@ -27,3 +30,5 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
 promtool --version 2>&1 | head -1
 amtool --version 2>&1 | head -1
 redis-server --version | head -1
+ruby --version
+shellcheck --version | sed -n 2p

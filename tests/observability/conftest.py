@@ -1,7 +1,6 @@
 """Fixtures of the observability tests: the exact texts the components deploy, taken
 from mock runs of the real program and components, plus the real validators."""
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ for path in (REPO, REPO / "tests"):
         sys.path.insert(0, str(path))
 
 from tools import mockrt  # noqa: E402
+import validators  # noqa: E402
 
 SCHEMAS = REPO / "tests" / "schemas" / "crds"
 
@@ -54,10 +54,7 @@ def pod_spec(obj: dict) -> dict:
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        pytest.skip(f"{name} is not installed (tools/install-validators.sh installs it; CI runs it)")
-    return path
+    return validators.require(name)
 
 
 @pytest.fixture(scope="session")
