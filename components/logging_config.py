@@ -1,8 +1,9 @@
 """Elasticsearch, Logstash, Filebeat configuration and the Elasticsearch setup as code.
 
-Pure functions: the ``Logging`` component writes exactly their output into ConfigMaps,
-and the tests run the very grok patterns below (pygrok, Logstash's pattern library)
-against New API's real log lines (NEWAPI-CONTRACT.md §5).
+Pure functions: the ``Logging`` component writes exactly their output into ConfigMaps.
+The tests read the rendered pipeline with Logstash's string rules (``config.support_escapes``
+as ``logstash.yml`` sets it), compile its grok patterns with Ruby's regex engine and run its
+``ruby`` code with Ruby, on New API's real log lines (NEWAPI-CONTRACT.md §5).
 
 New API logs plain text, not JSON (seed notes §4 #29, §5.7 #52, #55):
 
@@ -79,8 +80,18 @@ def _ruby_duration() -> str:
             "event.set('latency_ms', ms.round(3)) end")
 
 
+#: Logstash reads quoted strings as written unless ``config.support_escapes`` is true
+#: (logstash-core ``environment.rb``: default false; ``compiler/lscl.rb`` ``String#expr``).
+#: The pipeline sets it (``logstash_yml``) and every string that needs a backslash or a
+#: quote is rendered by ``_lit`` for it: the one rule for the pipeline's strings.
+SUPPORT_ESCAPES = True
+
+
 def _lit(value: str) -> str:
-    """A Logstash config string literal (double-quoted, escapes for quotes and backslashes)."""
+    """A Logstash string literal for ``config.support_escapes: true``: double-quoted,
+    ``\\`` and ``"`` escaped (``LogStash::Config::StringEscape.process_escapes`` turns
+    them back into exactly ``value``)."""
+    assert SUPPORT_ESCAPES, "the pipeline's literals are rendered for config.support_escapes: true"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -186,6 +197,8 @@ output {{
 def logstash_yml() -> str:
     return dump({
         "http.host": "0.0.0.0",
+        # Quoted strings in the pipeline are escape-processed (see ``_lit``).
+        "config.support_escapes": SUPPORT_ESCAPES,
         "api.http.port": LOGSTASH_API_PORT,
         "path.data": "/usr/share/logstash/data",
         "pipeline.ecs_compatibility": "disabled",

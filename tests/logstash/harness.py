@@ -1,0 +1,102 @@
+"""The rendered Logstash pipeline, read and run the way Logstash reads and runs it.
+
+- ``rendered(stack)``: ``logstash.yml`` and ``new-api.conf`` from the ConfigMap the stack
+  registers, the pipeline read by ``lscl`` under the ``config.support_escapes`` that
+  ``logstash.yml`` sets (Logstash's default: false).
+- ``expand``: grok's ``%{SYNTAX:semantic}`` references expanded from Logstash's pattern
+  library (as shipped by pygrok, ``pygrok/patterns``) plus the plugin's
+  ``pattern_definitions``, as jls-grok does: a named reference becomes a named group, an
+  unnamed one a group, until none is left.
+- ``run``: ``pipeline.rb`` under Debian's ``ruby``: the filters run with Ruby's own
+  Regexp (Onigmo) and the ruby filter's code evaluated as logstash-filter-ruby does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygrok
+
+from . import lscl
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = re.compile(r"%\{(\w+)(?::([\w@\[\].-]+))?(?::(int|float))?\}")
+
+
+def pattern_library() -> dict[str, str]:
+    """Logstash's grok pattern library as pygrok ships it (``NAME regex`` per line)."""
+    library: dict[str, str] = {}
+    for path in sorted((Path(pygrok.__file__).parent / "patterns").iterdir()):
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                name, _, regex = line.partition(" ")
+                library[name] = regex.strip()
+    return library
+
+
+def expand(pattern: str, definitions: dict[str, str]) -> str:
+    library = {**pattern_library(), **definitions}
+    for _ in range(100):
+        if not REFERENCE.search(pattern):
+            return pattern
+        pattern = REFERENCE.sub(
+            lambda m: (f"(?<{m.group(2)}>{library[m.group(1)]})" if m.group(2) else f"(?:{library[m.group(1)]})"),
+            pattern)
+    raise ValueError(f"grok pattern does not resolve: {pattern}")
+
+
+@dataclass
+class Pipeline:
+    logstash_yml: str
+    text: str
+    escapes: bool
+    sections: list
+
+    def filters(self, name: str) -> list[lscl.Plugin]:
+        return lscl.plugins(self.sections, "filter", name)
+
+
+def rendered(stack) -> Pipeline:
+    data = stack.k8s("ConfigMap", "logstash")["data"]
+    escapes = lscl.support_escapes(data["logstash.yml"])
+    return Pipeline(data["logstash.yml"], data["new-api.conf"], escapes,
+                    lscl.parse(data["new-api.conf"], escapes=escapes))
+
+
+def grok_op(plugin: lscl.Plugin) -> dict:
+    """The grok plugin as pipeline.rb runs it: field, expanded patterns, failure tags."""
+    (field, patterns), = plugin.get("match").items()
+    patterns = patterns if isinstance(patterns, list) else [patterns]
+    definitions = plugin.get("pattern_definitions") or {}
+    keep = plugin.get("keep_empty_captures")
+    return {"type": "grok", "field": field, "patterns": [expand(p, definitions) for p in patterns],
+            "tag_on_failure": plugin.get("tag_on_failure") or ["_grokparsefailure"],
+            "keep_empty_captures": isinstance(keep, lscl.Bareword) and keep.text == "true"}
+
+
+def gsub_op(plugin: lscl.Plugin) -> dict:
+    flat = plugin.get("gsub")
+    assert len(flat) % 3 == 0, flat
+    return {"type": "gsub", "rules": [flat[i:i + 3] for i in range(0, len(flat), 3)]}
+
+
+def ruby_op(plugin: lscl.Plugin, if_field: str | None = None) -> dict:
+    return {"type": "ruby", "code": plugin.get("code"), "if_field": if_field}
+
+
+def run(ruby: str, ops: list[dict], events: list[dict]) -> list[dict]:
+    proc = subprocess.run([ruby, str(HERE / "pipeline.rb")], input=json.dumps({"ops": ops, "events": events}),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def ruby_syntax(ruby: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``ruby -c`` on the code exactly as logstash-filter-ruby's ``register`` evaluates it."""
+    script = tmp_path / "filter.rb"
+    script.write_text(f"@codeblock = lambda {{ |event, &new_event_block| {code} }}\n")
+    return subprocess.run([ruby, "-c", str(script)], capture_output=True, text=True, timeout=30)

@@ -1,0 +1,137 @@
+"""The Logstash pipeline as Logstash reads and runs it (issue 12 defect 1, issue 13 item 5).
+
+Everything here starts from the rendered ConfigMap the stack registers (``logstash.yml``
+and ``new-api.conf``), read by ``tests/logstash/lscl.py``: logstash-core's
+``lscl_grammar.treetop`` string rules, valued under the ``config.support_escapes`` that
+``logstash.yml`` sets (default false, ``logstash-core/lib/logstash/environment.rb``). Then
+the real engines run:
+
+- each ``ruby`` filter's code through ``ruby -c`` wrapped as logstash-filter-ruby's
+  ``register`` evals it (``lib/logstash/filters/ruby.rb``), and run on events;
+- each grok pattern expanded from Logstash's pattern library (pygrok ships it) and
+  compiled by Ruby's Regexp (Onigmo; Logstash's grok runs on Oniguruma's Java port), then
+  matched against New API's lines formatted exactly as ``middleware/logger.go``,
+  ``logger/logger.go`` and ``common/sys_log.go`` write them (NEWAPI-CONTRACT.md §5);
+- the credential mask (``mutate { gsub }``) as logstash-filter-mutate runs it:
+  ``value.gsub(Regexp.new(needle), replacement)`` (``lib/logstash/filters/mutate.rb``).
+"""
+
+import pytest
+import validators
+from logstash import harness, lscl
+from logstash.lines import LINES, gin
+
+
+@pytest.fixture(scope="module")
+def ruby() -> str:
+    return validators.require("ruby")
+
+
+@pytest.fixture(params=["dev", "prod"], scope="module")
+def pipeline(request) -> harness.Pipeline:
+    return harness.rendered(request.getfixturevalue(request.param))
+
+
+def grok_ops(pipeline) -> list[dict]:
+    return [harness.grok_op(g) for g in pipeline.filters("grok")]
+
+
+def parse(ruby, pipeline, *lines) -> list[dict]:
+    return harness.run(ruby, grok_ops(pipeline), [{"message": line} for line in lines])
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_logstash_reads_the_pipeline_and_its_escape_setting(pipeline):
+    """The whole pipeline reads under Logstash's grammar; its strings are valued under the
+    setting logstash.yml gives (the reader applies StringEscape only when it is true)."""
+    assert [s.kind for s in pipeline.sections] == ["input", "filter", "output"]
+    assert len(pipeline.filters("grok")) == 1 and len(pipeline.filters("ruby")) == 1
+
+
+def test_the_reader_values_strings_as_logstash_does():
+    """The reader itself, on the cases lscl.rb / string_escape.rb define."""
+    conf = r'filter { mutate { a => "x\\y\"z" b => ' + "'q\\'r'" + r' c => "\d\n" } }'
+    raw = lscl.plugins(lscl.parse(conf, escapes=False), "filter", "mutate")[0]
+    assert (raw.get("a"), raw.get("b"), raw.get("c")) == (r'x\\y\"z', r"q\'r", r"\d\n")
+    esc = lscl.plugins(lscl.parse(conf, escapes=True), "filter", "mutate")[0]
+    assert (esc.get("a"), esc.get("b"), esc.get("c")) == ('x\\y"z', "q'r", "\\d\n")
+    assert lscl.support_escapes("http.host: 0.0.0.0\n") is False
+    with pytest.raises(lscl.ConfigError):
+        lscl.parse('filter { mutate { a => "open } }', escapes=False)
+
+
+# --------------------------------------------------------------------------- ruby filter
+
+
+def test_ruby_filter_code_is_valid_ruby_as_logstash_reads_it(ruby, pipeline, tmp_path):
+    """``ruby -c`` on ``lambda { |event, &new_event_block| <code> }`` (the plugin's register)."""
+    for plugin in pipeline.filters("ruby"):
+        proc = harness.ruby_syntax(ruby, plugin.get("code"), tmp_path)
+        assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("latency,ms", [("1.234567ms", 1.235), ("345.678µs", 0.346), ("1m2.5s", 62500.0),
+                                        ("2.5s", 2500.0), ("120ns", 0.0), ("1h0m0.5s", 3600500.0)])
+def test_ruby_filter_converts_go_durations_to_milliseconds(ruby, pipeline, latency, ms):
+    """The rendered code run for real on an event holding a Go duration (``%13v``)."""
+    (plugin,) = pipeline.filters("ruby")
+    (event,) = harness.run(ruby, [harness.ruby_op(plugin)], [{"latency": latency}])
+    assert "tags" not in event, event
+    assert event["latency_ms"] == pytest.approx(ms)
+
+
+# --------------------------------------------------------------------------- grok
+
+
+def test_gin_access_line_with_right_aligned_fields(ruby, pipeline):
+    (event,) = parse(ruby, pipeline, LINES["gin"])
+    assert {k: v for k, v in event.items() if k != "message"} == {
+        "timestamp": "2026/11/22 - 10:15:30", "route_tag": "relay",
+        "request_id": "20261122101530123456789abcdefgh", "status": "200", "latency": "1.234567ms",
+        "client_ip": "10.244.0.17", "method": "POST", "path": "/v1/chat/completions"}
+
+
+def test_gin_line_without_request_id_and_microsecond_latency(ruby, pipeline):
+    """An empty request id is an empty capture: grok leaves it unset (keep_empty_captures false)."""
+    (event,) = parse(ruby, pipeline, LINES["gin_no_request_id"])
+    assert "request_id" not in event
+    assert (event["latency"], event["client_ip"], event["method"], event["path"]) == (
+        "345.678µs", "127.0.0.1", "GET", "/api/status")
+
+
+def test_gin_line_with_minutes_and_ipv6(ruby, pipeline):
+    (event,) = parse(ruby, pipeline, LINES["gin_slow_ipv6"])
+    assert (event["status"], event["latency"], event["client_ip"], event["method"]) == (
+        "502", "1m2.345678s", "2001:db8::1", "POST")
+
+
+@pytest.mark.parametrize("method", ["GET", "OPTIONS", "DELETE"])
+def test_gin_method_padding_is_read_for_every_method_width(ruby, pipeline, method):
+    (event,) = parse(ruby, pipeline, gin("api", "r1", 204, "12.5µs", "192.168.100.200", method, "/api/x"))
+    assert (event["method"], event["client_ip"], event["status"]) == (method, "192.168.100.200", "204")
+
+
+@pytest.mark.parametrize("kind,level,request_id,message", [
+    ("info", "INFO", "20261122101533abc", "user 1 | channel 3 | model gpt-4o"),
+    ("err", "ERR", "SYSTEM", "failed to sync channel: context deadline exceeded"),
+    ("warn", "WARN", "SYSTEM", "TRUSTED_PROXIES is not set"),
+])
+def test_application_lines_keep_request_id_and_pipes_in_message(ruby, pipeline, kind, level, request_id, message):
+    (event,) = parse(ruby, pipeline, LINES[kind])
+    assert (event["level"], event["request_id"], event["log_message"]) == (level, request_id, message)
+    assert "route_tag" not in event
+
+
+@pytest.mark.parametrize("kind,level", [("sys", "SYS"), ("fatal", "FATAL")])
+def test_system_lines_have_no_request_id(ruby, pipeline, kind, level):
+    (event,) = parse(ruby, pipeline, LINES[kind])
+    assert event["level"] == level and "request_id" not in event and event["timestamp"] == (
+        "2026/11/22 - 10:15:36" if kind == "sys" else "2026/11/22 - 10:15:37")
+
+
+def test_other_lines_are_tagged_not_misparsed(ruby, pipeline):
+    (panic, debug) = parse(ruby, pipeline, "goroutine 1 [running]:", "[GIN-debug] GET /api/status --> handler")
+    for event in (panic, debug):
+        assert event["tags"] == ["_newapi_grokfailure"] and set(event) == {"message", "tags"}
