@@ -295,9 +295,11 @@ SNAPSHOT_PATH = "/usr/share/elasticsearch/snapshots"
 
 
 def s3_repository(bucket: str, base_path: str) -> dict:
-    """An S3 snapshot repository (credentials from IRSA, never static keys)."""
-    return {"type": "s3", "settings": {"bucket": bucket, "base_path": base_path.rstrip("/"),
-                                       "server_side_encryption": True}}
+    """An S3 snapshot repository (credentials from IRSA, never static keys). No
+    ``server_side_encryption``: ``true`` asks S3 for SSE-S3 (AES256) on every object and so
+    overrides the bucket's default SSE-KMS (Elasticsearch S3 repository settings); left
+    unset, objects get the bucket's customer-managed KMS key."""
+    return {"type": "s3", "settings": {"bucket": bucket, "base_path": base_path.rstrip("/")}}
 
 
 def fs_repository() -> dict:

@@ -81,3 +81,19 @@ def test_logging_component_rejects_bad_snapshot_args(args, expected):
     result = mockrt.run(lambda: Logging("logging", {**base, **args}))
     assert expected in str(result.error)
     assert [r for r in result.registrations if r.custom] == []
+
+
+def test_prod_snapshots_are_encrypted_with_the_backup_buckets_kms_key(prod):
+    """Elasticsearch's S3 repository settings (elastic.co/docs/reference/elasticsearch/
+    configuration-reference/s3-repository-settings): ``server_side_encryption: true`` makes
+    every snapshot object SSE-S3 (AES256), which overrides the bucket's default encryption.
+    The rendered repository (the body the setup Job PUTs) must leave it unset, so the objects
+    get the bucket's default: SSE-KMS with the backup key."""
+    repo = json.loads(setup_files(prod)["snapshot-repository.json"])
+    assert repo["settings"].get("server_side_encryption", False) is False, repo["settings"]
+    bucket = repo["settings"]["bucket"]
+    sse = next(r for r in prod.of_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+               if r.name == "new-api-backups-sse")
+    default = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert bucket.startswith("new-api-backups-") and default["sseAlgorithm"] == "aws:kms"
+    assert default["kmsMasterKeyId"]
