@@ -11,7 +11,7 @@ from typing import Any, Optional, Required, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, delivery
+from . import common, delivery, entry_metrics
 
 APP = "new-api"
 #: New API listens on 3000 (``--port``/``PORT``, CONTRACT §1); the Service exposes 80.
@@ -34,6 +34,8 @@ DEFAULT_POOL = {"max_open_conns": 12, "max_idle_conns": 5, "max_lifetime_seconds
 """Per-pod DB pool: (HPA max 10 + 3 surge pods during a rolling update + master) x 12 + 20
 reserved = 188 <= 200 connections (seed notes §4 #41). New API's own default is 1000 open
 connections per pod."""
+#: Entry kinds whose proxy carries the app's traffic and measures it (entry_metrics).
+ENTRIES = ("ingress-nginx",)
 DEFAULT_UPSTREAM_PORTS = (443,)
 """TCP ports the app may open to upstreams: HTTPS. Add 465/587 for New API's e-mail
 (password resets, notifications), or a self-hosted model server's port."""
@@ -193,6 +195,9 @@ class ApiServiceArgs(TypedDict, total=False):
     """Create that PriorityClass with this value (unset: it must already exist)."""
     extra_env: dict[str, str]
     """Escape hatch: extra non-secret env (ConfigMap) for both workloads."""
+    entry: str
+    """The public entry's proxy (default ingress-nginx): its metrics are what the canary
+    and blue-green analyses measure."""
     strategy: str
     """How the serving pods are updated: ``rolling`` (default, a Deployment), ``canary`` or
     ``blue-green`` (an Argo Rollouts ``Rollout``; the Argo Rollouts controller is a
@@ -306,6 +311,8 @@ def _validate(args: ApiServiceArgs) -> dict:
         common.require(bool(a.get("priority_class_name")), "priority_class_value", "needs priority_class_name")
         common.require(0 < int(a["priority_class_value"]) <= 1_000_000_000, "priority_class_value",
                        "must be between 1 and 1000000000 (higher values are reserved for system pods)")
+    a.setdefault("entry", "ingress-nginx")
+    common.require(a["entry"] in ENTRIES, "entry", f"{a['entry']!r} must be one of {', '.join(ENTRIES)}")
     a.setdefault("strategy", "rolling")
     common.require(a["strategy"] in delivery.STRATEGIES, "strategy",
                    f"{a['strategy']!r} must be one of {', '.join(delivery.STRATEGIES)}")
@@ -669,11 +676,16 @@ class ApiService(pulumi.ComponentResource):
             spec=common.service_spec(selector, [("http", SERVICE_PORT)]),
             # No await: its pods appear only during a rollout.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
+        # The queries name the namespace (the entry's labels carry it): built once it is known.
+        specs = pulumi.Output.from_input(ns).apply(lambda namespace: delivery.analysis_templates(
+            name, a["prometheus_url"], d, entry_metrics.red_source(a["entry"], entry_metrics.App(
+                namespace=namespace, service=name, service_port=SERVICE_PORT, canary_service=second)),
+            strategy))
         templates = [
             k8s.apiextensions.CustomResource(
                 template, api_version="argoproj.io/v1alpha1", kind="AnalysisTemplate",
-                metadata=common.meta(template, ns, labels), spec=spec, opts=child())
-            for template, spec in delivery.analysis_templates(name, a["prometheus_url"], d).items()
+                metadata=common.meta(template, ns, labels), spec=specs[template], opts=child())
+            for template in delivery.template_names(name).values()
         ]
         rollout = k8s.apiextensions.CustomResource(
             name, api_version="argoproj.io/v1alpha1", kind="Rollout",

@@ -5,15 +5,16 @@ Fixes of the seeds' versions (SEED-NOTES §5.5 #25-29):
 - analyses can fail: ``failureLimit`` below ``count`` (the seed's ``count: 3,
   failureLimit: 3`` could never fail), an ``inconclusiveLimit`` (no traffic pauses the
   rollout for a human instead of passing), a ``consecutiveErrorLimit``;
-- queries read ingress-nginx metrics, which carry the ``service`` label the seed's app
-  metrics never had, and address Prometheus by its in-cluster FQDN;
+- queries read the entry's metrics (:mod:`components.entry_metrics`), selecting the new
+  version's own traffic as the entry's proxy labels it (a canary's, never the stable
+  Service's), and address Prometheus by its in-cluster FQDN;
 - blue-green pre-promotion checks the preview pods directly (``GET /api/status``): the
   preview Service gets no user traffic, so request metrics would say nothing.
 """
 
 from typing import Optional
 
-from . import monitoring_config as mc
+from .entry_metrics import RedSource
 
 STRATEGIES = ("rolling", "blue-green", "canary")
 
@@ -35,7 +36,7 @@ DEFAULT_DELIVERY = {
 step 2, success rate >= 0.95, p95 <= 0.5 s; blue-green scale-down delay 30 s. Analysis
 every minute, 5 measurements, fails on the second bad one."""
 
-#: Prometheus is not asked about a window shorter than two scrapes of ingress-nginx.
+#: Prometheus is not asked about a window shorter than two scrapes of the entry's proxy.
 QUERY_WINDOW = "2m"
 
 
@@ -43,22 +44,22 @@ def template_names(name: str) -> dict:
     return {"success_rate": f"{name}-success-rate", "latency": f"{name}-latency", "status": f"{name}-status-check"}
 
 
-def _selector() -> str:
-    return 'namespace="{{args.namespace}}",service="{{args.service}}"'
+def measured_version(strategy: str) -> Optional[str]:
+    """Whose traffic the analyses measure: the canary's own during a canary (never the
+    stable Service's, which would dilute a bad canary by the healthy majority); after a
+    blue-green promotion every request goes to the new active version, so all of it."""
+    return "canary" if strategy == "canary" else None
 
 
-def success_rate_query() -> str:
-    """Share of non-5xx responses of one backend Service, through the ingress."""
-    sel = _selector()
-    return (f'sum(rate({mc.INGRESS_REQUESTS}{{{sel},status!~"5.."}}[{QUERY_WINDOW}])) / '
-            f"sum(rate({mc.INGRESS_REQUESTS}{{{sel}}}[{QUERY_WINDOW}]))")
+def success_rate_query(source: RedSource, version: Optional[str]) -> str:
+    """Share of non-5xx responses of one version, as the entry's proxy saw them."""
+    return source.success_ratio(version, QUERY_WINDOW)
 
 
-def latency_p95_query() -> str:
-    """p95 request duration of one backend Service through the ingress, without the relay
-    and playground paths (their duration is the model's generation time, streamed)."""
-    return (f"histogram_quantile(0.95, sum by (le) (rate({mc.INGRESS_DURATION_BUCKET}"
-            f"{{{_selector()},{mc.NOT_STREAMING}}}[{QUERY_WINDOW}])))")
+def latency_p95_query(source: RedSource, version: Optional[str]) -> str:
+    """p95 request duration (seconds) of one version without the relay and playground
+    paths (their duration is the model's generation time, streamed)."""
+    return source.quantile(0.95, version, QUERY_WINDOW)
 
 
 def _metric(name: str, d: dict, success: str, failure: str, provider: dict) -> dict:
@@ -76,19 +77,21 @@ def _metric(name: str, d: dict, success: str, failure: str, provider: dict) -> d
     }
 
 
-def analysis_templates(name: str, prometheus_url: str, d: dict) -> dict:
-    """AnalysisTemplate specs by template name (args: ``service``, ``namespace``)."""
+def analysis_templates(name: str, prometheus_url: str, d: dict, source: RedSource, strategy: str) -> dict:
+    """AnalysisTemplate specs by template name. The Prometheus templates take no args:
+    their queries select the measured version (:func:`measured_version`) as ``source``
+    labels it; the status check takes ``service`` and ``namespace``."""
     names = template_names(name)
-    args = [{"name": "service"}, {"name": "namespace"}]
+    version = measured_version(strategy)
     rate, p95 = d["success_rate"], d["latency_p95_seconds"]
     return {
-        names["success_rate"]: {"args": args, "metrics": [_metric(
+        names["success_rate"]: {"metrics": [_metric(
             "success-rate", d, f"result[0] >= {rate}", f"result[0] < {rate}",
-            {"prometheus": {"address": prometheus_url, "query": success_rate_query()}})]},
-        names["latency"]: {"args": args, "metrics": [_metric(
+            {"prometheus": {"address": prometheus_url, "query": success_rate_query(source, version)}})]},
+        names["latency"]: {"metrics": [_metric(
             "latency-p95", d, f"result[0] <= {p95}", f"result[0] > {p95}",
-            {"prometheus": {"address": prometheus_url, "query": latency_p95_query()}})]},
-        names["status"]: {"args": args, "metrics": [{
+            {"prometheus": {"address": prometheus_url, "query": latency_p95_query(source, version)}})]},
+        names["status"]: {"args": [{"name": "service"}, {"name": "namespace"}], "metrics": [{
             "name": "status",
             "interval": "10s",
             "count": 3,
@@ -126,7 +129,6 @@ def rollout_strategy(strategy: str, d: dict, *, name: str, namespace: str, stabl
             "analysis": {
                 "templates": [{"templateName": names["success_rate"]}, {"templateName": names["latency"]}],
                 "startingStep": d["analysis_starting_step"],
-                "args": _args(second_service, namespace),
             },
             "steps": steps,
         }}
@@ -139,8 +141,7 @@ def rollout_strategy(strategy: str, d: dict, *, name: str, namespace: str, stabl
             "prePromotionAnalysis": {"templates": [{"templateName": names["status"]}],
                                      "args": _args(second_service, namespace)},
             "postPromotionAnalysis": {
-                "templates": [{"templateName": names["success_rate"]}, {"templateName": names["latency"]}],
-                "args": _args(stable_service, namespace)},
+                "templates": [{"templateName": names["success_rate"]}, {"templateName": names["latency"]}]},
         }}
     raise ValueError(f"strategy: {strategy!r} has no Rollout; use one of {STRATEGIES[1:]}")
 

@@ -1,0 +1,143 @@
+"""Where the app's RED signals (rate, errors, duration) come from: the public entry's
+proxy, because New API has no ``/metrics`` (NEWAPI-CONTRACT.md §5).
+
+One :class:`RedSource` per entry kind knows the metric names, the label matchers that
+select the app's traffic, one version of it (canary or stable) and one group of paths
+(the relay and playground, whose duration is the model's generation time, streamed, or
+the rest of the API). Rules, alerts, dashboards, the canary and blue-green analyses and
+Prometheus Adapter's rps metric are all written against this interface, so they mean
+the same thing whichever entry carries the traffic.
+
+Pure functions, no Pulumi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+#: The app's path groups, in the order the entry routes them (the Gateway API entry's
+#: rule index is this position). The relay (``/v1``: completions, often streamed) and
+#: the playground (``/pg``) take as long as the model generates, so latency measures
+#: leave them out (seed notes §4 #20); success rates count every group.
+PATH_GROUPS: tuple[tuple[str, str], ...] = (("relay", "/v1"), ("playground", "/pg"), ("rest", "/"))
+STREAMING_GROUPS = ("relay", "playground")
+STREAMING_PATHS = tuple(p for g, p in PATH_GROUPS if g in STREAMING_GROUPS)
+
+#: Which traffic a query measures: every version, the canary's own, or the stable one's.
+VERSIONS = (None, "canary", "stable")
+
+
+@dataclass(frozen=True)
+class App:
+    """The app as the entry routes to it."""
+    namespace: str = "new-api"
+    #: The stable Service (and the Ingress/HTTPRoute, named after the app).
+    service: str = "new-api"
+    service_port: int = 80
+    #: Argo Rollouts' canary Service (``<app>-canary``).
+    canary_service: Optional[str] = None
+
+    @property
+    def route(self) -> str:
+        return self.service
+
+
+class RedSource:
+    """The RED metric source of one entry kind (see module docstring)."""
+    kind: str
+    #: Scrape job of the entry's data plane.
+    job: str
+    requests: str
+    duration_bucket: str
+    #: Histogram unit in seconds (Envoy records milliseconds).
+    duration_unit: float = 1.0
+
+    def __init__(self, app: App):
+        self.app = app
+
+    def selector(self, version: Optional[str] = None, groups: Optional[tuple] = None) -> str:
+        """PromQL matchers (no braces) for the app's traffic of ``version`` on ``groups``
+        of paths (None: every group)."""
+        raise NotImplementedError
+
+    def error_matcher(self) -> str:
+        """Matcher of the 5xx requests in :attr:`requests`."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- derived queries
+    def request_rate(self, version: Optional[str] = None, window: str = "5m", errors: bool = False,
+                     groups: Optional[tuple] = None) -> str:
+        sel = self.selector(version, groups) + (f",{self.error_matcher()}" if errors else "")
+        return f"sum(rate({self.requests}{{{sel}}}[{window}]))"
+
+    def success_ratio(self, version: Optional[str] = None, window: str = "5m") -> str:
+        """Share of non-5xx responses (NaN without traffic)."""
+        sel = self.selector(version)
+        return (f"sum(rate({self.requests}{{{sel},{self.not_error_matcher()}}}[{window}])) / "
+                f"sum(rate({self.requests}{{{sel}}}[{window}]))")
+
+    def not_error_matcher(self) -> str:
+        name, _, value = self.error_matcher().partition("=~")
+        return f"{name}!~{value}"
+
+    def quantile(self, q: float, version: Optional[str] = None, window: str = "5m",
+                 groups: tuple = ("rest",)) -> str:
+        """Latency quantile in seconds of the non-streaming paths (default)."""
+        expr = (f"histogram_quantile({q}, sum by (le) (rate({self.duration_bucket}"
+                f"{{{self.selector(version, groups)}}}[{window}])))")
+        return expr if self.duration_unit == 1.0 else f"{expr} / {1 / self.duration_unit:g}"
+
+    @property
+    def metric_names(self) -> frozenset:
+        """Every metric name the queries above use (must be scraped)."""
+        return frozenset({self.requests, self.duration_bucket})
+
+
+class IngressNginx(RedSource):
+    """ingress-nginx's request metrics (``internal/ingress/metric/collectors/socket.go``).
+
+    Every request carries the ``namespace``/``ingress``/``service``/``path`` of the stable
+    Ingress's location, canary traffic included (``rootfs/etc/nginx/lua/monitor.lua``);
+    the canary differs only by ``canary``, the alternative upstream's name
+    ``<namespace>-<service>-<port number>`` (``internal/ingress/controller/util.go``
+    ``upstreamName``; Argo Rollouts keeps the stable Ingress's port when it builds the
+    canary Ingress, ``rollout/trafficrouting/nginx/nginx.go``), empty for stable traffic.
+    """
+    kind = "ingress-nginx"
+    job = "ingress-nginx"
+    requests = "nginx_ingress_controller_requests"
+    duration_bucket = "nginx_ingress_controller_request_duration_seconds_bucket"
+
+    def canary_upstream(self) -> str:
+        """The alternative upstream's name, as ``upstreamName`` builds it."""
+        if not self.app.canary_service:
+            raise ValueError("the app has no canary Service: a canary query needs one")
+        return f"{self.app.namespace}-{self.app.canary_service}-{self.app.service_port}"
+
+    def selector(self, version: Optional[str] = None, groups: Optional[tuple] = None) -> str:
+        assert version in VERSIONS, version
+        sel = f'namespace="{self.app.namespace}",ingress="{self.app.route}",service="{self.app.service}"'
+        if version == "canary":
+            sel += f',canary="{self.canary_upstream()}"'
+        elif version == "stable":
+            sel += ',canary=""'
+        if groups is not None:
+            excluded = [p for g, p in PATH_GROUPS if g not in groups and p != "/"]
+            included = [p for g, p in PATH_GROUPS if g in groups]
+            if "/" in included:  # the catch-all location: everything but the other groups
+                sel += ',path!~"' + "|".join(excluded) + '"' if excluded else ""
+            else:
+                sel += ',path=~"' + "|".join(included) + '"'
+        return sel
+
+    def error_matcher(self) -> str:
+        return 'status=~"5.."'
+
+
+def red_source(kind: str, app: App) -> RedSource:
+    """The RED source of an entry kind."""
+    sources = {cls.kind: cls for cls in (IngressNginx,)}
+    if kind not in sources:
+        raise ValueError(f"entry kind {kind!r} has no metric source; one of {sorted(sources)}")
+    return sources[kind](app)
