@@ -257,6 +257,7 @@ if cfg.monitoring.enabled:
         "operator_selector_labels": dict(mon.operator.selector_labels),
         "operator_prometheus_url": mon.operator.prometheus_url,
         "operator_alertmanager_url": mon.operator.alertmanager_url,
+        "alertmanager_config_matcher_strategy": mon.operator.alertmanager_config_matcher_strategy,
         "retention": mon.retention,
         "retention_size": mon.retention_size,
         "storage_size": mon.storage_size,
@@ -282,6 +283,8 @@ if cfg.monitoring.enabled:
         "rps_per_pod": mon.autoscale.rps_per_pod_target,
         "resources": {k: v.model_dump(exclude_none=True) for k, v in mon.resources.items()},
         "protect": cfg.is_prod,
+        # Prod fails rather than warns when no alert can reach anyone (issue 12 #3).
+        "require_receiver": cfg.is_prod,
     }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
     pulumi.export("grafanaUrl", monitoring.grafana_url)
     pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)

@@ -33,6 +33,9 @@ NODE_EXPORTER_EXEMPTION = ("K8S-009", "K8S-010")
 API_CLIENT_EXEMPTION = ("K8S-015",)
 NODE_EXPORTER_REASON = ("node-exporter reads host metrics: hostNetwork and hostPID for the node's own "
                         "network and process counters, read-only hostPath /, /proc and /sys")
+#: Annotation on the AlertmanagerConfig naming the ``alertmanagerConfigMatcherStrategy``
+#: the existing Alertmanager must use for it to route the stack's alerts.
+MATCHER_STRATEGY_ANNOTATION = "new-api.io/requires-alertmanager-config-matcher-strategy"
 KSM_RESOURCES = {
     "": ["endpoints", "namespaces", "nodes", "persistentvolumeclaims", "persistentvolumes", "pods", "services"],
     "apps": ["daemonsets", "deployments", "replicasets", "statefulsets"],
@@ -128,10 +131,28 @@ class MonitoringArgs(TypedDict, total=False):
     """Below this rate (req/s) the ratio alerts stay quiet (default 0.1)."""
     protect: bool
     """Protect the Prometheus StatefulSet and retain its volume (prod)."""
+    require_receiver: bool
+    """Fail (instead of warning) when no receiver can notify anyone (prod)."""
+    alertmanager_config_matcher_strategy: str
+    """Operator mode: ``alertmanagerConfigMatcherStrategy.type`` of the existing Alertmanager
+    (a prerequisite, see :func:`components.monitoring_config.alertmanager_config_spec`):
+    ``None`` (default) or ``OnNamespaceExceptForAlertmanagerNamespace``."""
 
 
 def _checksum(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _receivers(a: dict) -> mc.Receivers:
+    """The receivers as configured (credentials only as "is set": they stay Outputs)."""
+    rec = a.get("receivers") or {}
+    return mc.Receivers(
+        email_to=tuple(rec.get("email_to") or ()), email_from=rec.get("email_from", ""),
+        smarthost=rec.get("smarthost", ""), smtp_username=rec.get("smtp_username", ""),
+        smtp_password=a.get("smtp_password") is not None, slack_channel=rec.get("slack_channel", "#alerts"),
+        slack=a.get("slack_webhook_url") is not None,
+        webhook_url="" if a.get("webhook_url") is None else "set",
+    )
 
 
 def _validate(args: MonitoringArgs) -> dict:
@@ -141,6 +162,11 @@ def _validate(args: MonitoringArgs) -> dict:
                        f"{a.get(key)!r} must be a DNS-1123 label")
     a.setdefault("mode", "standalone")
     common.require(a["mode"] in MODES, "mode", f"{a['mode']!r} must be one of {', '.join(MODES)}")
+    a.setdefault("alertmanager_config_matcher_strategy", "None")
+    common.require(a["alertmanager_config_matcher_strategy"] in mc.ROUTING_MATCHER_STRATEGIES,
+                   "alertmanager_config_matcher_strategy",
+                   f"{a['alertmanager_config_matcher_strategy']!r}: the AlertmanagerConfig routes the stack's alerts "
+                   f"only under {' or '.join(mc.ROUTING_MATCHER_STRATEGIES)} (OnNamespace matches none of them)")
     if a["mode"] == "operator":
         for key in ("operator_prometheus_url", "operator_alertmanager_url"):
             common.require(bool(a.get(key)), key, "is required in operator mode (Grafana's datasources)")
@@ -183,6 +209,14 @@ def _validate(args: MonitoringArgs) -> dict:
     if rec.get("email_to"):
         for key in ("email_from", "smarthost"):
             common.require(bool(rec.get(key)), f"receivers.{key}", "is required when receivers.email_to is set")
+        problems = mc.email_auth_problems(rec["smarthost"], rec.get("smtp_username") or "",
+                                          a.get("smtp_password") is not None)
+        arg = {"username": "receivers.smtp_username", "password": "smtp_password"}
+        common.require(not problems, "; ".join(arg[what] for what, _ in problems),
+                       "; ".join(why for _, why in problems))
+    if a.get("require_receiver"):
+        common.require(_receivers(a).any, "receivers", "no receiver can notify anyone (require_receiver): set "
+                       "an authenticated e-mail receiver, slack_webhook_url or webhook_url")
     a["receivers"] = rec
     if a.get("elasticsearch_url"):
         common.require(bool(a.get("elasticsearch_namespace")), "elasticsearch_namespace",
@@ -253,14 +287,7 @@ class Monitoring(PlatformComponent):
             logging_namespace=a.get("elasticsearch_namespace") or None,
         )
         self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
-        rec = a["receivers"]
-        self.receivers = mc.Receivers(
-            email_to=tuple(rec.get("email_to") or ()), email_from=rec.get("email_from", ""),
-            smarthost=rec.get("smarthost", ""), smtp_username=rec.get("smtp_username", ""),
-            smtp_password=a.get("smtp_password") is not None, slack_channel=rec.get("slack_channel", "#alerts"),
-            slack=a.get("slack_webhook_url") is not None,
-            webhook_url="" if a.get("webhook_url") is None else "set",
-        )
+        self.receivers = _receivers(a)
         if not self.receivers.any:
             pulumi.log.warn("Monitoring: no alert receiver configured (receivers.email_to, "
                             "new-api:alertSlackWebhook or new-api:alertWebhookUrl): alerts reach nobody",
@@ -820,6 +847,9 @@ class Monitoring(PlatformComponent):
             metadata=common.meta("new-api", ns, lbl), spec=mc.prometheus_rule_spec(t, self.slo), opts=self._opts())
         self.alertmanager_config = k8s.apiextensions.CustomResource(
             f"{self._name}-alertmanager-config", api_version="monitoring.coreos.com/v1alpha1",
-            kind="AlertmanagerConfig", metadata=common.meta("new-api", ns, lbl),
-            spec=mc.alertmanager_config_spec(self.receivers, self._credentials_secret_name),
+            kind="AlertmanagerConfig", metadata=common.meta("new-api", ns, lbl, {
+                # The prerequisite this object routes under (see mc.alertmanager_config_spec).
+                MATCHER_STRATEGY_ANNOTATION: a["alertmanager_config_matcher_strategy"]}),
+            spec=mc.alertmanager_config_spec(self.receivers, self._credentials_secret_name,
+                                             mc.alert_names(mc.rule_groups(t, self.slo))),
             opts=self._opts(self.credentials))

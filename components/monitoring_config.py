@@ -206,8 +206,45 @@ class Receivers:
         return bool(self.email_to)
 
     @property
+    def email_deliverable(self) -> bool:
+        """E-mail is configured and Alertmanager can authenticate where the server requires it."""
+        return self.email and not email_auth_problems(self.smarthost, self.smtp_username, self.smtp_password)
+
+    @property
     def any(self) -> bool:
-        return self.email or self.slack or bool(self.webhook_url)
+        """Some receiver can notify a human."""
+        return self.email_deliverable or self.slack or bool(self.webhook_url)
+
+
+#: SMTP submission ports: a server there accepts mail only from an authenticated sender
+#: (RFC 6409 §4.3; Gmail answers ``530 5.7.0 Authentication Required``). 465 is
+#: submission over implicit TLS (RFC 8314), which Alertmanager dials for port 465.
+SUBMISSION_PORTS = (587, 465)
+
+
+def email_auth_problems(smarthost: str, username: str, password_set: bool) -> list[tuple[str, str]]:
+    """What keeps alert e-mail from being delivered, as (what is missing, why) pairs.
+
+    Alertmanager's e-mail notifier authenticates only when ``auth_username`` is set: with
+    no username it sends without SMTP AUTH and ignores any password
+    (prometheus/alertmanager ``notify/email/email.go``, ``Email.auth``: "If no username is
+    set, keep going without authentication"). A submission port refuses that sender, so
+    there a username and a password are both required; elsewhere (a relay on port 25) a
+    password without a username is still a mistake (it would be ignored)."""
+    port = smarthost.rsplit(":", 1)[-1] if ":" in smarthost else ""
+    problems: list[tuple[str, str]] = []
+    submission = port.isdigit() and int(port) in SUBMISSION_PORTS
+    if submission and not username:
+        problems.append(("username", f"{smarthost} is an SMTP submission port, which accepts mail only after "
+                                     "SMTP AUTH; Alertmanager sends without AUTH when no username is set "
+                                     "(notify/email/email.go)"))
+    if submission and not password_set:
+        problems.append(("password", f"{smarthost} is an SMTP submission port: Alertmanager needs the "
+                                     "SMTP password to authenticate"))
+    if not submission and password_set and not username:
+        problems.append(("username", "an SMTP password is set but no username: Alertmanager ignores the "
+                                     "password and sends without AUTH (notify/email/email.go)"))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -687,11 +724,29 @@ def relabelings(relabel_configs: Sequence[dict]) -> list[dict]:
     return out
 
 
-def alertmanager_config_spec(r: Receivers, secret_name: str) -> dict:
+#: Values of ``alertmanagerConfigMatcherStrategy.type`` under which our AlertmanagerConfig
+#: routes the stack's alerts (see :func:`alertmanager_config_spec`).
+ROUTING_MATCHER_STRATEGIES = ("None", "OnNamespaceExceptForAlertmanagerNamespace")
+
+
+def alertmanager_config_spec(r: Receivers, secret_name: str, alerts: Sequence[str]) -> dict:
     """``AlertmanagerConfig.spec`` (monitoring.coreos.com/v1alpha1) for the same routing:
-    credentials are SecretKeySelectors the operator resolves."""
+    credentials are SecretKeySelectors the operator resolves.
+
+    The operator nests this route under the Alertmanager's root route with ``continue:
+    true`` and, by default (``alertmanagerConfigMatcherStrategy: OnNamespace``), adds the
+    matcher ``namespace="<this object's namespace>"`` to it and to each inhibit rule
+    (prometheus-operator ``pkg/alertmanager/amcfg.go``, ``namespaceEnforcer``). Our alerts
+    carry ``namespace="new-api"``, another namespace or none, so under that default this
+    route matches nothing. Prerequisite (README, "Operator mode"): the Alertmanager's
+    strategy is ``None``, or ``OnNamespaceExceptForAlertmanagerNamespace`` with this
+    object in the Alertmanager's namespace; neither adds a matcher. Without the namespace
+    scope the route would catch every alert of the cluster, so it and the inhibit rule
+    match the stack's own alert names (``alerts``) instead."""
     def matcher(sev_regex: str, regex: bool = False) -> dict:
         return {"name": "severity", "value": sev_regex, "matchType": "=~" if regex else "="}
+
+    ours = {"name": "alertname", "value": "|".join(sorted(set(alerts))), "matchType": "=~"}
 
     def receiver(name: str, prefix: str, text: str, slack: bool, webhook: bool) -> dict:
         rec: dict = {"name": name}
@@ -718,6 +773,7 @@ def alertmanager_config_spec(r: Receivers, secret_name: str) -> dict:
     return {
         "route": {
             "receiver": "default",
+            "matchers": [ours],
             "groupBy": ["alertname", "cluster", "namespace", "service"],
             "groupWait": "10s", "groupInterval": "5m", "repeatInterval": "1h",
             "routes": [
@@ -727,8 +783,8 @@ def alertmanager_config_spec(r: Receivers, secret_name: str) -> dict:
             ],
         },
         "inhibitRules": [{
-            "sourceMatch": [matcher("critical")],
-            "targetMatch": [matcher("warning|info", regex=True)],
+            "sourceMatch": [matcher("critical"), ours],
+            "targetMatch": [matcher("warning|info", regex=True), ours],
             "equal": ["cluster", "namespace", "service"],
         }],
         "receivers": [

@@ -17,13 +17,14 @@ import re
 from typing import Annotated, Any, Literal, Optional
 
 import pulumi
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
                       model_validator)
 from pydantic.alias_generators import to_camel
 
 from components import app as app_component
 from components import delivery as delivery_component
 from components import common, images
+from components import monitoring_config
 
 _R = app_component.DEFAULT_RESOURCES
 _A = app_component.DEFAULT_AUTOSCALING
@@ -430,6 +431,8 @@ class EmailReceiver(_Model):
     to: Annotated[list[Email], Field(min_length=1)]
     from_: Email = Field(alias="from")
     smarthost: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{2,5}$")] = "smtp.gmail.com:587"
+    #: SMTP AUTH user. Required on a submission port (587, 465), with the secret
+    #: ``new-api:alertSmtpPassword``: Alertmanager authenticates only when a username is set.
     username: Optional[str] = None
 
 
@@ -447,6 +450,14 @@ class Operator(_Model):
     selector_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
     prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
     alertmanager_url: str = "http://kube-prometheus-stack-alertmanager.monitoring.svc:9093"
+    #: ``spec.alertmanagerConfigMatcherStrategy.type`` of that Alertmanager (a prerequisite
+    #: the stack cannot set: the Alertmanager is not ours). With the operator's default,
+    #: ``OnNamespace``, our AlertmanagerConfig would match only alerts labelled with its own
+    #: namespace, i.e. none of ours (prometheus-operator pkg/alertmanager/amcfg.go), so it
+    #: is refused. ``OnNamespaceExceptForAlertmanagerNamespace`` works when the Alertmanager
+    #: runs in monitoring.namespace.
+    alertmanager_config_matcher_strategy: Literal["None", "OnNamespaceExceptForAlertmanagerNamespace",
+                                                  "OnNamespace"] = "None"
 
 
 class Autoscale(_Model):
@@ -542,8 +553,9 @@ class StackConfig(_Model):
         return self.ingress.tls.enabled if secure is None else secure
 
     @model_validator(mode="after")
-    def _cross_field(self):
+    def _cross_field(self, info: ValidationInfo):
         errors: list[tuple[str, Any, str]] = []
+        errors += _alerting_errors(self, frozenset((info.context or {}).get("alert_secrets", ())))
         app, ing = self.app, self.ingress
         if self.is_prod and app.autoscaling.min_replicas < 2:
             errors.append(("app.autoscaling.minReplicas", app.autoscaling.min_replicas,
@@ -596,6 +608,48 @@ class StackConfig(_Model):
         if errors:
             raise _CrossFieldErrors(errors)
         return self
+
+
+def _alerting_errors(cfg: "StackConfig", alert_secrets: frozenset) -> list:
+    """Alerts must reach someone: e-mail that the server will accept, and in prod at least
+    one receiver that can notify. ``alert_secrets``: the ``ALERT_SECRET_KEYS`` set (as secrets)."""
+    errors: list = []
+    mon = cfg.monitoring
+    if not mon.enabled:
+        return errors
+    email = mon.alerting.email
+    password = "alertSmtpPassword" in alert_secrets
+    if email is not None:
+        keys = {"username": ("monitoring.alerting.email.username", email.username),
+                "password": ("alertSmtpPassword", None)}
+        for what, why in monitoring_config.email_auth_problems(email.smarthost, email.username or "", password):
+            key, value = keys[what]
+            fix = ("set monitoring.alerting.email.username and the secret new-api:alertSmtpPassword "
+                   "(pulumi config set --secret new-api:alertSmtpPassword <password>)")
+            errors.append((key, value, f"{why}: {fix}"))
+    elif password:
+        errors.append(("alertSmtpPassword", "[secret]", "is set but monitoring.alerting.email is not: "
+                       "configure the e-mail receiver or remove the secret"))
+    receivers = monitoring_config.Receivers(
+        email_to=tuple(email.to) if email else (), smarthost=email.smarthost if email else "",
+        smtp_username=(email.username or "") if email else "", smtp_password=password,
+        slack="alertSlackWebhook" in alert_secrets,
+        webhook_url="set" if "alertWebhookUrl" in alert_secrets else None)
+    if cfg.is_prod and not receivers.any and not errors:
+        errors.append(("monitoring.alerting", None,
+                       "prod has no receiver that can notify anyone: set monitoring.alerting.email (with "
+                       "username and the secret new-api:alertSmtpPassword on a submission port), or the secret "
+                       "new-api:alertSlackWebhook or new-api:alertWebhookUrl"))
+    strategy = mon.operator.alertmanager_config_matcher_strategy
+    if mon.mode == "operator" and strategy == "OnNamespace":
+        errors.append(("monitoring.operator.alertmanagerConfigMatcherStrategy", strategy,
+                       "with OnNamespace the operator adds namespace=\"<the AlertmanagerConfig's namespace>\" to "
+                       "its route (prometheus-operator pkg/alertmanager/amcfg.go), so none of the stack's alerts "
+                       "(namespace new-api, other namespaces or none) would be routed: set the existing "
+                       "Alertmanager's spec.alertmanagerConfigMatcherStrategy.type to None (or "
+                       "OnNamespaceExceptForAlertmanagerNamespace, with the Alertmanager in monitoring.namespace) "
+                       "and say so here"))
+    return errors
 
 
 #: Smallest sensible volumes (Postgres WAL alone wants 1Gi; Redis AOF + RDB twice maxmemory).
@@ -726,9 +780,12 @@ def _describe(err: dict) -> str:
     return msg
 
 
-def validate(raw: dict[str, Any], stack: str, project: str = PROJECT) -> StackConfig:
+def validate(raw: dict[str, Any], stack: str, project: str = PROJECT,
+             alert_secrets: frozenset = frozenset()) -> StackConfig:
     """Validate a stack's raw config map (short keys) and return the typed config, or raise
-    :class:`ConfigError` listing every problem with file, key path, value and what is allowed."""
+    :class:`ConfigError` listing every problem with file, key path, value and what is allowed.
+    ``alert_secrets``: which of ``ALERT_SECRET_KEYS`` the stack sets (their values never
+    enter the typed config)."""
     stack_file = f"Pulumi.{stack}.yaml"
     lines: list[str] = []
     known = set(_top_level_keys())
@@ -736,7 +793,8 @@ def validate(raw: dict[str, Any], stack: str, project: str = PROJECT) -> StackCo
         lines.append(f"{stack_file}: {project}:{key} = {json.dumps(raw[key])}: unknown key; "
                      f"allowed top-level keys: {', '.join(_top_level_keys())}")
     try:
-        cfg = StackConfig.model_validate({k: v for k, v in raw.items() if k in known})
+        cfg = StackConfig.model_validate({k: v for k, v in raw.items() if k in known},
+                                         context={"alert_secrets": alert_secrets})
         if not lines:
             return cfg
     except ValidationError as exc:
@@ -757,4 +815,8 @@ def validate(raw: dict[str, Any], stack: str, project: str = PROJECT) -> StackCo
 
 def load(project: str = PROJECT) -> StackConfig:
     """Read and validate this stack's config (call before registering any resource)."""
-    return validate(_all_project_config(project), pulumi.get_stack(), project)
+    from pulumi.runtime import config as runtime_config
+
+    present = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    alert_secrets = frozenset(k for k in ALERT_SECRET_KEYS if f"{project}:{k}" in present)
+    return validate(_all_project_config(project), pulumi.get_stack(), project, alert_secrets)
