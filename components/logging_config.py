@@ -70,6 +70,23 @@ DURATION_UNITS_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0
 #: ``^\d{4}-\d{2}-\d{2}`` never matches New API's lines and glued everything together).
 MULTILINE_PATTERN = r"^\[(SYS|INFO|WARN|ERR|DEBUG|FATAL|GIN)[\]-]"
 
+#: Query parameters that carry a credential on a request New API logs (the ``[GIN]`` line
+#: has the path with its query string): ``key`` (the relay key on Gemini-compatible
+#: routes, ``middleware/auth.go`` ``TokenAuth``: ``c.Query("key")``), ``code`` (WeChat and
+#: OAuth login callbacks), and the usual names of tokens and keys other clients send.
+SECRET_QUERY_PARAMS = ("key", "api_key", "apikey", "api-key", "token", "access_token", "code",
+                       "secret", "password")
+#: Masks applied to ``message`` (and ``[event][original]``) before any other filter, so
+#: no index, field or fingerprint ever sees a credential: Ruby regexes (mutate's gsub runs
+#: ``value.gsub(Regexp.new(needle), replacement)``), case-insensitive.
+MASKS = [
+    ("(?i)([?&](?:" + "|".join(SECRET_QUERY_PARAMS) + ")=)[^&#\\s]+",
+     "\\1[masked]"),
+    # New API's own keys (``sk-`` + 48 alphanumerics) wherever they appear in a line.
+    ("\\bsk-[A-Za-z0-9]{16,}", "sk-[masked]"),
+]
+MASKED_FIELDS = ("message", "[event][original]")
+
 LEVELS = {"err": "error", "sys": "info", "fatal": "fatal", "warn": "warn", "info": "info", "debug": "debug"}
 
 
@@ -101,6 +118,8 @@ def logstash_pipeline(environment: str) -> str:
     (``${ES_USER}``/``${ES_PASSWORD}`` from a Secret). No ``stdout`` output (§5.7 #54)."""
     patterns = "\n".join(f"          {_lit(p)}," for p in GROK_PATTERNS).rstrip(",")
     defs = "\n".join(f"        {_lit(k)} => {_lit(v)}" for k, v in PATTERN_DEFINITIONS.items())
+    masks = ",\n".join(f"      {_lit(field)}, {_lit(needle)}, {_lit(replacement)}"
+                       for field in MASKED_FIELDS for needle, replacement in MASKS)
     level_map = "\n".join(
         f'    if [level] == "{k}" {{ mutate {{ replace => {{ "level" => "{v}" }} }} }}'
         for k, v in LEVELS.items() if k != v)
@@ -111,6 +130,12 @@ def logstash_pipeline(environment: str) -> str:
 }}
 
 filter {{
+  # Credentials never reach an index (issue 13 #5): masked before anything reads the line.
+  mutate {{
+    gsub => [
+{masks}
+    ]
+  }}
   if [service] == "new-api" {{
     if [message] =~ /^\\{{/ {{
       json {{

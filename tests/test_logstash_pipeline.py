@@ -135,3 +135,54 @@ def test_other_lines_are_tagged_not_misparsed(ruby, pipeline):
     (panic, debug) = parse(ruby, pipeline, "goroutine 1 [running]:", "[GIN-debug] GET /api/status --> handler")
     for event in (panic, debug):
         assert event["tags"] == ["_newapi_grokfailure"] and set(event) == {"message", "tags"}
+
+
+# --------------------------------------------------------------------------- credentials (issue 13 #5)
+
+KEY = "sk-" + "AbC123xYz9" * 4 + "QwEr1234"  # New API's key shape: sk- and 48 alphanumerics
+
+
+def mask_then_grok(ruby, pipeline, *lines) -> list[dict]:
+    """The first filter of the rendered pipeline (the mask), then grok, as Logstash orders them."""
+    first = next(s for s in pipeline.sections if s.kind == "filter").body[0]
+    assert isinstance(first, lscl.Plugin) and first.name == "mutate" and first.get("gsub"), first
+    return harness.run(ruby, [harness.gsub_op(first), *grok_ops(pipeline)],
+                       [{"message": line, "event": {"original": line}} for line in lines])
+
+
+@pytest.mark.parametrize("query", [
+    f"?key={KEY}",                       # Gemini routes: middleware/auth.go reads c.Query("key")
+    f"?alt=sse&KEY={KEY}",               # Go's url.Values keys are case-sensitive, logs are not
+    f"?key={KEY[3:]}&alt=sse",            # the key without its sk- prefix is accepted too
+])
+def test_relay_key_in_the_query_string_is_masked_before_indexing(ruby, pipeline, query):
+    line = gin("relay", "r1", 200, "812.3ms", "203.0.113.9", "POST",
+               f"/v1beta/models/gemini-2.0-flash:streamGenerateContent{query}")
+    (event,) = mask_then_grok(ruby, pipeline, line)
+    secret = KEY[3:]
+    assert secret not in event["message"] and secret not in event["event"]["original"]
+    assert secret not in event["path"] and "[masked]" in event["path"]
+    assert event["path"].startswith("/v1beta/models/gemini-2.0-flash:streamGenerateContent?")
+    assert (event["status"], event["method"]) == ("200", "POST")
+    if "alt=sse" in query:
+        assert "alt=sse" in event["path"]
+
+
+@pytest.mark.parametrize("path", ["/api/oauth/wechat?code=0a1B2c3D4e", "/api/oauth/github?code=abc123&state=xyz",
+                                  "/api/verify?token=t0ken-v4lue"])
+def test_login_codes_and_tokens_in_the_query_string_are_masked(ruby, pipeline, path):
+    (event,) = mask_then_grok(ruby, pipeline, gin("api", "r2", 302, "3.2ms", "203.0.113.9", "GET", path))
+    value = path.split("=")[1].split("&")[0]
+    assert value not in event["message"] and value not in event["path"]
+
+
+def test_a_key_quoted_in_an_application_line_is_masked(ruby, pipeline):
+    line = f"[ERR] 2026/11/22 - 10:15:34 | 20261122abc | invalid token {KEY} for channel 3"
+    (event,) = mask_then_grok(ruby, pipeline, line)
+    assert KEY[3:] not in event["message"] and event["log_message"] == "invalid token sk-[masked] for channel 3"
+
+
+def test_lines_without_credentials_pass_unchanged(ruby, pipeline):
+    lines = list(LINES.values()) + [gin("api", "r3", 200, "1ms", "10.0.0.1", "GET", "/api/log/?p=1&keyword=x")]
+    events = mask_then_grok(ruby, pipeline, *lines)
+    assert [e["message"] for e in events] == lines

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -27,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 REFERENCE = re.compile(r"%\{(\w+)(?::([\w@\[\].-]+))?(?::(int|float))?\}")
 
 
+@functools.lru_cache(maxsize=1)
 def pattern_library() -> dict[str, str]:
     """Logstash's grok pattern library as pygrok ships it (``NAME regex`` per line)."""
     library: dict[str, str] = {}
