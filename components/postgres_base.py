@@ -1,0 +1,55 @@
+"""Facts shared by every backend of ``Postgres``: ports, role names, the seed's server
+parameters and the connection URL New API needs."""
+
+from urllib.parse import quote
+
+from . import common
+
+BACKENDS = ("kubernetes", "cloudnative-pg", "aws")
+PORT = 5432
+EXPORTER_PORT = 9187
+APP = "postgres"
+COMPONENT = "database"
+#: The superuser of the in-cluster backend; the app never uses it (seed notes §4 #28).
+SUPERUSER = "postgres"
+#: Read-only role of the exporter (``pg_monitor``).
+MONITOR_USER = "postgres_exporter"
+#: PGDATA is a subdirectory of the volume: the volume root may hold ``lost+found``.
+DATA_MOUNT = "/var/lib/postgresql/data"
+PGDATA = f"{DATA_MOUNT}/pgdata"
+#: Seed 000 initdb arguments (C collation: byte order, stable across glibc upgrades).
+INITDB_ARGS = "--encoding=UTF-8 --lc-collate=C --lc-ctype=C --data-checksums"
+
+
+def pod_selector(name: str) -> dict:
+    """Selector labels of the ``kubernetes`` backend's Postgres pod."""
+    return common.selector(APP, name, COMPONENT)
+
+
+def dsn(username: str, password: str, host: str, port: int, database: str, sslmode: str) -> str:
+    """The URL form New API requires (``postgresql://``; CONTRACT §3), credentials escaped."""
+    return (f"postgresql://{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+            f"{quote(database, safe='')}?sslmode={sslmode}")
+
+
+def _mb(quantity: str) -> int:
+    return int(common.parse_quantity(quantity) // 2**20)
+
+
+def server_parameters(memory_limit: str, max_connections: int) -> dict:
+    """Seed 000's ten server parameters (000:3478-3489), memory-derived ones scaled to the
+    container's memory limit: at 4Gi they are exactly the seed's 1GB/3GB/64MB/256MB."""
+    mem = _mb(memory_limit)
+    return {
+        "max_connections": str(max_connections),
+        "shared_buffers": f"{max(32, mem // 4)}MB",
+        "effective_cache_size": f"{max(64, mem * 3 // 4)}MB",
+        "work_mem": f"{min(64, max(4, mem // 64))}MB",
+        "maintenance_work_mem": f"{min(1024, max(16, mem // 16))}MB",
+        "random_page_cost": "1.1",
+        "effective_io_concurrency": "200",
+        "checkpoint_completion_target": "0.9",
+        "wal_buffers": "16MB",
+        "default_statistics_target": "100",
+    }
+
