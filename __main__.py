@@ -285,6 +285,7 @@ if cfg.monitoring.enabled:
         "protect": cfg.is_prod,
         # Prod fails rather than warns when no alert can reach anyone (issue 12 #3).
         "require_receiver": cfg.is_prod,
+        "runbook_base_url": mon.runbook_base_url,
     }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
     pulumi.export("grafanaUrl", monitoring.grafana_url)
     pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)

@@ -131,6 +131,9 @@ class MonitoringArgs(TypedDict, total=False):
     """Below this rate (req/s) the ratio alerts stay quiet (default 0.1)."""
     protect: bool
     """Protect the Prometheus StatefulSet and retain its volume (prod)."""
+    runbook_base_url: str
+    """Base of every alert's ``runbook_url`` (``<base>/<Alert>.md``): the browsable URL of
+    the repository's ``docs/runbooks`` (default: that repository path)."""
     require_receiver: bool
     """Fail (instead of warning) when no receiver can notify anyone (prod)."""
     alertmanager_config_matcher_strategy: str
@@ -285,6 +288,7 @@ class Monitoring(PlatformComponent):
             agent_namespace=a["agent_namespace"], ingress_namespace=a["ingress_namespace"],
             cluster=a["cluster_name"], alertmanager_replicas=int(a["alertmanager_replicas"]),
             logging_namespace=a.get("elasticsearch_namespace") or None,
+            runbook_base=a.get("runbook_base_url") or mc.RUNBOOK_DIR,
         )
         self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
         self.receivers = _receivers(a)

@@ -72,6 +72,11 @@ WEBHOOK_URL_KEY = "webhook-url"
 
 BLACKBOX_MODULE = "http_new_api_status"
 
+#: The repository folder of the runbooks: ``docs/runbooks/<Alert>.md`` for every alert
+#: (what it means, how to confirm, mitigate, escalate); tests/observability checks that
+#: every rendered alert's link resolves to a file there.
+RUNBOOK_DIR = "docs/runbooks"
+
 #: SLO of seed 004 (chapter 4): 99.9 % of requests succeed, within 200 ms.
 SLO_SUCCESS_TARGET = 0.999
 SLO_LATENCY_SECONDS = 0.2
@@ -150,6 +155,10 @@ class Targets:
     #: Namespace of Elasticsearch (its exporter sidecar), when the stack runs the logging stack.
     logging_namespace: Optional[str] = None
     cluster: str = "new-api"
+    #: Where ``runbook_url`` of every alert points: ``<runbook_base>/<Alert>.md``. The
+    #: default is the repository path (``docs/runbooks``); a stack sets the browsable URL
+    #: of that folder (``monitoring.runbookBaseUrl``).
+    runbook_base: str = RUNBOOK_DIR
     alertmanager_name: str = "alertmanager"
     alertmanager_replicas: int = 1
     blackbox_name: str = "blackbox-exporter"
@@ -421,11 +430,25 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                f"Success rate is {{{{ $value | humanizePercentage }}}} (<= {l2_floor:.1%}) for 2 minutes "
                "(seed 004 L4: activate the degrade switch).", slo_level("L4")),
     ]
-    return {"groups": [
+    return with_runbooks({"groups": [
         {"name": "new-api-alerts", "rules": seed},
         {"name": "new-api-slo-recording", "interval": "30s", "rules": recordings},
         {"name": "new-api-slo-alerts", "rules": slo_alerts},
-    ]}
+    ]}, t.runbook_base)
+
+
+def runbook_url(alert: str, base: str = RUNBOOK_DIR) -> str:
+    return f"{base.rstrip('/')}/{alert}.md"
+
+
+def with_runbooks(groups: dict, base: str = RUNBOOK_DIR) -> dict:
+    """Every alerting rule of ``groups`` annotated with its ``runbook_url`` (the one place
+    the convention is applied: any group added to the rules passes through here)."""
+    for group in groups["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                rule.setdefault("annotations", {})["runbook_url"] = runbook_url(rule["alert"], base)
+    return groups
 
 
 def rules_yaml(t: Targets, slo: Slo = Slo()) -> str:

@@ -482,6 +482,9 @@ class Monitoring(_Model):
     alertmanager_replicas: Annotated[int, Field(ge=1, le=5)] = 2
     grafana: bool = True
     alerting: Alerting = Alerting()
+    #: Base of every alert's runbook_url (<base>/<Alert>.md): the browsable URL of this
+    #: repository's docs/runbooks, e.g. https://github.com/<org>/new-api-infra/blob/main/docs/runbooks.
+    runbook_base_url: Optional[Annotated[str, Field(pattern=r"^https://[^\s]+[^/\s]$")]] = None
     autoscale: Autoscale = Autoscale()
     #: Node and API-server address ranges for the egress policies (host-network exporters, discovery).
     node_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(common.PRIVATE_CIDRS)
