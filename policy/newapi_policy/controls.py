@@ -77,8 +77,10 @@ CONTROLS: List[Control] = [
        "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes"),
     _c("K8S-013", "image-tag-pinned", "Image pinned to a tag other than latest", M, WL,
        "use an explicit version tag (or a digest), never latest or no tag"),
-    _c("K8S-013", "image-digest", "Image pinned by digest", A, WL,
-       "pin the image by digest (image@sha256:...)"),
+    # Prod only: a tag can be re-pushed, a digest cannot; dev may follow a tag (issue 13.3).
+    _c("K8S-013", "image-digest", "Prod image pinned by digest, not only by tag", A, WL,
+       "pin the image by digest in the stack config (repo:tag@sha256:..., resolved with "
+       "`docker buildx imagetools inspect repo:tag`)", prod_only=True),
     _c("K8S-014", "allowed-registries", "Images only from allowed registries", A, WL,
        "pull the image from an allowed registry or add the registry to the allowedRegistries policy config"),
     _c("K8S-015", "no-sa-token-automount", "Service account token not auto-mounted", M,

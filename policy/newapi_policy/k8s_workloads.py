@@ -312,7 +312,7 @@ def _tag(ctx, res, pod, c):
 def _digest(ctx, res, pod, c):
     img = _image(c)
     if img is not None and not _DIGEST.search(img):
-        ctx.report(f'{c.where} uses image "{img}" without a digest')
+        ctx.report(f'{c.where} uses image "{img}" without a digest (pinned only by tag in prod)')
 
 
 @container_policy("k8s-014-allowed-registries")
