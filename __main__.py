@@ -71,7 +71,14 @@ postgres_args = {
 if db.storage_class:
     postgres_args["storage_class"] = db.storage_class
 if db.aws is not None:
-    postgres_args["aws"] = db.aws.model_dump()
+    rds = db.aws.model_dump(exclude={"ca_bundle"})
+    # The RDS CA every client verifies the server with: a PEM of the project (read and
+    # checked by stack/config.py) or an existing ConfigMap.
+    if db.aws.ca_bundle.path:
+        rds["ca_bundle_pem"] = db.aws.ca_bundle.pem()
+    else:
+        rds["ca_bundle_config_map"] = db.aws.ca_bundle.config_map.model_dump()
+    postgres_args["aws"] = rds
 if db.backend == "cloudnative-pg":
     postgres_args["cloudnative_pg"] = {
         **db.cloudnative_pg.model_dump(),
@@ -104,8 +111,11 @@ redis = Redis("new-api-redis", redis_args, opts=after_namespace)
 if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WAL archive)
     backup_args = {
         "namespace": namespace.name,
+        # Dumps as the read-only backup role; a restore as the owner (the app role).
         "connection": {"host": postgres.host, "port": postgres.port, "database": postgres.database,
-                       "username": postgres.username, "password": postgres.password, "sslmode": postgres.sslmode},
+                       "username": postgres.backup_username, "password": postgres.backup_password,
+                       "restore_username": postgres.username, "restore_password": postgres.password,
+                       "sslmode": postgres.client_sslmode, "ca_bundle": postgres.ca_bundle},
         "database_egress": postgres.egress_targets,
         "file_prefix": f"newapi-{pulumi.get_stack()}",
         "schedule": bk.schedule,
@@ -135,6 +145,7 @@ app = ApiService(APP, {
     "session_cookie_secure": cfg.cookie_secure,
     "sql_dsn": sql_dsn,
     "redis_url": redis_url,
+    "database_ca": postgres.ca_bundle,
     "session_secret": secrets.session_secret,
     "crypto_secret": secrets.crypto_secret,
     "admin_username": cfg.app.admin_username,

@@ -11,7 +11,7 @@ from typing import Any, Optional, Required, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, delivery, entry_metrics
+from . import common, delivery, entry_metrics, postgres_base
 
 APP = "new-api"
 #: New API listens on 3000 (``--port``/``PORT``, CONTRACT §1); the Service exposes 80.
@@ -153,6 +153,9 @@ class ApiServiceArgs(TypedDict, total=False):
     """SQL_DSN, a postgresql:// URL (secret)."""
     redis_url: Required[pulumi.Input[str]]
     """REDIS_CONN_STRING, redis:// or rediss:// (secret)."""
+    database_ca: dict[str, Any]
+    """The CA bundle the SQL_DSN's ``sslrootcert`` names (``Postgres.ca_bundle``:
+    ``{"config_map", "key"}``), mounted read-only where the DSN points (optional)."""
     session_secret: Required[pulumi.Input[str]]
     """SESSION_SECRET shared by every pod (secret)."""
     crypto_secret: Required[pulumi.Input[str]]
@@ -451,6 +454,8 @@ class ApiService(pulumi.ComponentResource):
 
         # ---------------------------------------------------------------- pod templates
         tmp = common.empty_dir("tmp", "1Gi")
+        ca_volumes = [postgres_base.ca_volume(a["database_ca"])] if a.get("database_ca") else []
+        ca_mounts = [postgres_base.ca_mount()] if a.get("database_ca") else []
         grace = grace_period(a["pre_stop_seconds"], a["shutdown_timeout_seconds"])
 
         def container(resources: dict, role_env: list) -> dict:
@@ -475,7 +480,7 @@ class ApiService(pulumi.ComponentResource):
                 "readiness_probe": common.http_probe(HEALTH_PATH, "http", period=10, timeout=3, failures=3),
                 "liveness_probe": common.tcp_probe("http", period=10, timeout=5, failures=3),
                 "lifecycle": {"pre_stop": {"exec_": {"command": ["/bin/sleep", str(a["pre_stop_seconds"])]}}},
-                "volume_mounts": [common.mount("tmp", "/tmp")],
+                "volume_mounts": [common.mount("tmp", "/tmp"), *ca_mounts],
             }
 
         def template(role: str, resources: dict, role_env: list, spread: bool,
@@ -485,7 +490,7 @@ class ApiService(pulumi.ComponentResource):
                 "spec": common.restricted_pod_spec(
                     service_account=self.service_account.metadata.name,
                     containers=[container(resources, role_env)],
-                    volumes=[tmp],
+                    volumes=[tmp, *ca_volumes],
                     spread_labels=sel[role] if spread else None,
                     termination_grace_seconds=grace,
                     priority_class=a.get("priority_class_name"),

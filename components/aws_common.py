@@ -29,16 +29,18 @@ def kms_key(aws, name: str, description: str, tags: dict, parent: pulumi.Resourc
     return key, key_alias
 
 
-def datastore_security_group(aws, name: str, engine: str, port: int, vpc_id: str, cidrs, tags: dict,
+def datastore_security_group(aws, name: str, engine: str, port: int, vpc_id: str, source_groups, tags: dict,
                              opts: pulumi.ResourceOptions, transport: str = ""):
-    """A security group admitting only the cluster's CIDRs on the datastore's port, every
-    rule described (AWS-011, AWS-020), with no egress: a datastore initiates nothing."""
+    """A security group admitting only the given source security groups (the EKS nodes'
+    or the pods' own groups) on the datastore's port, never an address range: the VPC
+    holds far more than the cluster (issue 13 item 6). Every rule described (AWS-011,
+    AWS-020); no egress: a datastore initiates nothing."""
     return aws.ec2.SecurityGroup(
         f"{name}-sg",
-        description=f"{engine} {name}: only the cluster's CIDRs on {port}",
+        description=f"{engine} {name}: only the cluster's security groups on {port}",
         vpc_id=vpc_id,
-        ingress=[{"protocol": "tcp", "from_port": port, "to_port": port, "cidr_blocks": [cidr],
-                  "description": f"{engine}{transport} from the Kubernetes cluster ({cidr})"}
-                 for cidr in cidrs],
+        ingress=[{"protocol": "tcp", "from_port": port, "to_port": port, "security_groups": [group],
+                  "description": f"{engine}{transport} from the Kubernetes cluster ({group})"}
+                 for group in source_groups],
         egress=[],
         tags=tags, opts=opts)

@@ -20,7 +20,7 @@ from typing import Optional, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import aws_common, common, images
+from . import aws_common, common, images, postgres_base
 from .app import EgressTargetArgs
 
 APP = "postgres-backup"
@@ -314,11 +314,17 @@ class ConnectionArgs(TypedDict, total=False):
     database: pulumi.Input[str]
     """Database name."""
     username: pulumi.Input[str]
-    """Role the dump runs as (the database owner)."""
+    """Role the dump runs as: read-only (``Postgres.backup_username``, ``pg_read_all_data``)."""
     password: pulumi.Input[str]
     """Its password (secret)."""
-    sslmode: pulumi.Input[str]
-    """libpq sslmode (Postgres.sslmode)."""
+    restore_username: pulumi.Input[str]
+    """Role a restore runs as: the database owner (``Postgres.username``; default: ``username``)."""
+    restore_password: pulumi.Input[str]
+    """Its password (secret)."""
+    sslmode: str
+    """libpq sslmode (Postgres.sslmode); ``verify-full`` needs ``ca_bundle``."""
+    ca_bundle: dict
+    """The CA bundle to verify the server with (``Postgres.ca_bundle``: ``{"config_map", "key"}``)."""
 
 
 class S3TargetArgs(TypedDict, total=False):
@@ -433,28 +439,43 @@ class PostgresBackup(pulumi.ComponentResource):
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=common.meta(name, ns, obj_lbl, sa_annotations),
             automount_service_account_token=False, opts=child())
+        # Dumps read as the backup role; only a restore (opt-in) writes, as the owner.
         self.secret = k8s.core.v1.Secret(
             f"{name}-pg", metadata=common.meta(f"{name}-pg", ns, obj_lbl), type="Opaque",
-            string_data=pulumi.Output.secret({"password": conn["password"]}), opts=child())
+            string_data=pulumi.Output.secret({
+                "password": conn["password"],
+                **({"restore-password": conn.get("restore_password") or conn["password"]}
+                   if restore_key is not None else {}),
+            }), opts=child())
+        sslmode = conn.get("sslmode", "require")
+        ca = conn.get("ca_bundle")
+        common.require(sslmode != "verify-full" or bool(ca), "connection.ca_bundle",
+                       "is required with sslmode verify-full (the CA the server is verified against)")
         pg_env = [
             {"name": "PGHOST", "value": conn["host"]},
             {"name": "PGPORT", "value": pulumi.Output.from_input(conn.get("port", 5432)).apply(lambda p: str(int(p)))},
             {"name": "PGDATABASE", "value": conn["database"]},
-            {"name": "PGUSER", "value": conn["username"]},
-            common.secret_env("PGPASSWORD", self.secret.metadata.name, "password"),
-            {"name": "PGSSLMODE", "value": conn.get("sslmode", "require")},
+            *postgres_base.libpq_tls_env(sslmode),
             {"name": "PGCONNECT_TIMEOUT", "value": "30"},
             {"name": "PGAPPNAME", "value": name},
         ]
+        role_env = {
+            "dump": [{"name": "PGUSER", "value": conn["username"]},
+                     common.secret_env("PGPASSWORD", self.secret.metadata.name, "password")],
+            "restore": [{"name": "PGUSER", "value": conn.get("restore_username") or conn["username"]},
+                        common.secret_env("PGPASSWORD", self.secret.metadata.name, "restore-password")],
+        }
+        ca_volumes = [postgres_base.ca_volume(ca)] if ca else []
+        ca_mounts = [postgres_base.ca_mount()] if ca else []
         sc = common.container_security_context()
 
-        def pg_container(cname: str, script: str, env: list, mounts: list) -> dict:
+        def pg_container(cname: str, script: str, env: list, mounts: list, role: str = "dump") -> dict:
             return {
                 "name": cname, "image": image, "image_pull_policy": "IfNotPresent",
                 "command": ["/bin/sh", "-c", script],
-                "env": [*pg_env, *env, {"name": "HOME", "value": "/tmp"}],
+                "env": [*pg_env, *role_env[role], *env, {"name": "HOME", "value": "/tmp"}],
                 "resources": common.resources("50m", "128Mi", "512Mi", None, "64Mi", "1Gi"),
-                "security_context": sc, "volume_mounts": [common.mount("tmp", "/tmp"), *mounts],
+                "security_context": sc, "volume_mounts": [common.mount("tmp", "/tmp"), *ca_mounts, *mounts],
             }
 
         def cli_container(cname: str, script: str, env: list) -> dict:
@@ -474,7 +495,7 @@ class PostgresBackup(pulumi.ComponentResource):
                     {"name": "RETENTION_DAYS", "value": str(retention)}]
         self.pvc = None
         if s3:
-            volumes = [tmp, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
+            volumes = [tmp, *ca_volumes, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
             init = [pg_container("dump", DUMP_SCRIPT,
                                  [*dump_env, {"name": "BACKUP_DIR", "value": "/scratch"},
                                   {"name": "PRUNE", "value": "false"}],
@@ -487,7 +508,8 @@ class PostgresBackup(pulumi.ComponentResource):
                 spec={"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
                       **({"storage_class_name": a["storage_class"]} if a.get("storage_class") else {})},
                 opts=child(protect=protect, retain_on_delete=protect))
-            volumes = [tmp, {"name": "backups", "persistent_volume_claim": {"claim_name": self.pvc.metadata.name}}]
+            volumes = [tmp, *ca_volumes,
+                       {"name": "backups", "persistent_volume_claim": {"claim_name": self.pvc.metadata.name}}]
             init = None
             containers = [pg_container("dump", DUMP_SCRIPT,
                                        [*dump_env, {"name": "BACKUP_DIR", "value": "/backups"},
@@ -545,11 +567,11 @@ class PostgresBackup(pulumi.ComponentResource):
         if restore_key is not None:
             digest = hashlib.sha256(restore_key.encode()).hexdigest()[:8]
             if s3:
-                r_volumes = [tmp, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
+                r_volumes = [tmp, *ca_volumes, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
                 r_init = [cli_container("download", DOWNLOAD_SCRIPT, [{"name": "OBJECT_KEY", "value": restore_key}])]
                 dump_path, r_mounts = "/scratch/restore.dump", [common.mount("scratch", "/scratch", read_only=True)]
             else:
-                r_volumes = [tmp, {"name": "backups", "persistent_volume_claim": {
+                r_volumes = [tmp, *ca_volumes, {"name": "backups", "persistent_volume_claim": {
                     "claim_name": self.pvc.metadata.name, "read_only": True}}]
                 r_init = None
                 dump_path, r_mounts = f"/backups/{restore_key}", [common.mount("backups", "/backups", read_only=True)]
@@ -568,7 +590,8 @@ class PostgresBackup(pulumi.ComponentResource):
                             service_account=self.service_account.metadata.name, restart_policy="Never",
                             volumes=r_volumes, init_containers=r_init,
                             containers=[pg_container("restore", RESTORE_SCRIPT,
-                                                     [{"name": "DUMP", "value": dump_path}], r_mounts)]),
+                                                     [{"name": "DUMP", "value": dump_path}], r_mounts,
+                                                     role="restore")]),
                     },
                 },
                 opts=child(self.secret, self.network_policy, delete_before_replace=True))

@@ -18,10 +18,10 @@ import pulumi
 
 from . import common, images, postgres_cnpg, postgres_incluster, postgres_rds
 from .app import EgressTargetArgs, ResourcesArgs
-from .postgres_base import (APP, BACKENDS, COMPONENT, DATA_MOUNT, EXPORTER_PORT, INITDB_ARGS, MONITOR_USER,  # noqa: F401
-                            PGDATA, PORT,
-                            SUPERUSER, dsn, pod_selector, server_parameters)
-from .postgres_incluster import INIT_ROLES_SCRIPT, postgresql_conf  # noqa: F401
+from .postgres_base import (APP, BACKENDS, BACKUP_USER, COMPONENT, DATA_MOUNT, EXPORTER_PORT,  # noqa: F401
+                            CA_FILE, INITDB_ARGS, MONITOR_USER, PGDATA, PORT, RESERVED_USERS, SUPERUSER, dsn,
+                            pod_selector, server_parameters, ssl_query)
+from .postgres_incluster import postgresql_conf  # noqa: F401
 from .secrets import generated_secret
 
 DEFAULT_RESOURCES = {"cpu_request": "500m", "memory_request": "1Gi", "cpu_limit": None, "memory_limit": "2Gi"}
@@ -51,9 +51,6 @@ DEFAULT_CNPG = {
 }
 """CloudNativePG defaults: 3 instances, one synchronous standby, daily base backup."""
 
-#: Initialises the roles once, on an empty data directory (docker-entrypoint-initdb.d).
-#: The app role owns the database (and so, on Postgres 15+, the ``public`` schema) but is
-
 class PostgresAwsArgs(TypedDict, total=False):
     vpc_id: str
     """VPC of the cluster."""
@@ -61,8 +58,16 @@ class PostgresAwsArgs(TypedDict, total=False):
     """Private subnets in at least two AZs (DB subnet group)."""
     vpc_cidr: str
     """The VPC's CIDR: app egress target."""
-    allowed_cidrs: Sequence[str]
-    """Cluster node/pod CIDRs admitted by the security group on 5432 (nothing else)."""
+    source_security_group_ids: Sequence[str]
+    """Security groups admitted on 5432 (the EKS nodes' or the pods' groups; nothing else)."""
+    master_username: str
+    """RDS master user (default newapi_admin): only the roles bootstrap Job logs in as it."""
+    ca_bundle_pem: str
+    """The RDS CA bundle (PEM): the stack puts it in a ConfigMap every client mounts."""
+    ca_bundle_config_map: dict
+    """Or an existing ConfigMap holding it: ``{"name": ..., "key": ...}``."""
+    bootstrap_image: str
+    """psql image of the roles bootstrap Job (default: ``image``)."""
     instance_class: str
     """RDS instance class (default db.m6g.large)."""
     engine_version: str
@@ -153,11 +158,11 @@ def _validate(args: PostgresArgs) -> dict:
     a = dict(args)
     a.setdefault("backend", "aws")
     common.require(a["backend"] in BACKENDS, "backend", f"{a['backend']!r} is not one of {', '.join(BACKENDS)}")
-    if a["backend"] != "aws":
-        common.require(a.get("namespace") is not None, "namespace", f"is required with backend {a['backend']!r}")
+    common.require(a.get("namespace") is not None, "namespace",
+                   "is required (in-cluster backends run there; on aws the roles Job and the exporter do)")
     a.setdefault("database", "newapi")
     a.setdefault("username", "newapi")
-    common.require(a["username"] not in (SUPERUSER, MONITOR_USER, "rdsadmin", "admin", "root"), "username",
+    common.require(a["username"] not in RESERVED_USERS, "username",
                    f"{a['username']!r} is reserved: the app gets its own role, never a superuser")
     a.setdefault("max_connections", 200)
     common.require(20 <= int(a["max_connections"]) <= 10000, "max_connections", "must be between 20 and 10000")
@@ -183,11 +188,18 @@ def _validate(args: PostgresArgs) -> dict:
     a["protect"] = bool(a.get("protect", False))
     if a["backend"] == "aws":
         aws = {**DEFAULT_AWS, **(a.get("aws") or {})}
-        for key in ("vpc_id", "subnet_ids", "vpc_cidr", "allowed_cidrs"):
+        common.require("allowed_cidrs" not in aws, "aws.allowed_cidrs",
+                       "was replaced by source_security_group_ids (the nodes' or pods' security groups)")
+        for key in ("vpc_id", "subnet_ids", "vpc_cidr", "source_security_group_ids"):
             common.require(bool(aws.get(key)), f"aws.{key}", "is required with backend 'aws'")
         common.require(len(aws["subnet_ids"]) >= 2, "aws.subnet_ids", "Multi-AZ needs subnets in two AZs")
-        common.require(not any(c in ("0.0.0.0/0", "::/0") for c in aws["allowed_cidrs"]), "aws.allowed_cidrs",
-                       "must name the cluster's CIDRs, never the internet")
+        common.require(all(str(g).startswith("sg-") for g in aws["source_security_group_ids"]),
+                       "aws.source_security_group_ids", f"{aws['source_security_group_ids']!r} must be sg-... ids")
+        aws.setdefault("master_username", "newapi_admin")
+        common.require(aws["master_username"] not in (a["username"], *RESERVED_USERS), "aws.master_username",
+                       f"{aws['master_username']!r} must differ from the app role and the reserved roles")
+        common.require(bool(aws.get("ca_bundle_pem")) != bool(aws.get("ca_bundle_config_map")), "aws.ca_bundle_pem",
+                       "set exactly one of ca_bundle_pem and ca_bundle_config_map (the RDS CA for verify-full)")
         common.require(1 <= int(aws["backup_retention_days"]) <= 35, "aws.backup_retention_days",
                        "must be between 1 and 35 (RDS limit)")
         a["aws"] = aws
@@ -217,9 +229,10 @@ class Postgres(pulumi.ComponentResource):
     clients (and the monitoring namespace on the exporter port). The app role owns the
     database but is no superuser. No TLS in-cluster: the traffic never leaves the
     namespace and the NetworkPolicy admits only the app and the backup job, so the DSN
-    uses ``sslmode=disable``; use ``cloudnative-pg`` or ``aws`` for TLS. The role
-    passwords are set once, at initdb: after rotating one, run
-    ``ALTER ROLE newapi PASSWORD '...'`` through ``kubectl exec``.
+    uses ``sslmode=disable``; use ``cloudnative-pg`` or ``aws`` for TLS. A ``roles``
+    sidecar applies the roles and every password (``postgres_roles``) at each start of
+    the pod, and the pod template carries a rotation trigger, so a replaced credential
+    rolls the pod and is live once it is Ready again.
 
     ``cloudnative-pg``: a CNPG ``Cluster`` (3 instances, one synchronous standby, TLS by
     the operator so ``sslmode=require``, PodMonitor), base backups and WAL archiving to S3
@@ -230,9 +243,13 @@ class Postgres(pulumi.ComponentResource):
     30-day automated backups (PITR), deletion protection and a final snapshot,
     Performance Insights (KMS), log exports, enhanced monitoring, ``rds.force_ssl`` (so
     ``sslmode=require``), a subnet group and a security group admitting only the
-    cluster's CIDRs, never public. A read replica serves failover drills, reporting and
-    backups: New API has one DSN and no read/write split (CONTRACT §3), so ``read_host``
-    is never used by the app.
+    nodes' or pods' security groups, never public. A read replica serves failover drills,
+    reporting and backups: New API has one DSN and no read/write split (CONTRACT §3), so
+    ``read_host`` is never used by the app. The master user is not the app's: a Job
+    (``postgres_rds_clients``) creates the app, monitoring and backup roles as the master
+    and is re-created whenever a credential changes; every client (app, exporter, backup,
+    that Job) verifies the server against the RDS CA bundle (``sslmode=verify-full``). A
+    postgres_exporter Deployment reads RDS's statistics as the monitoring role.
     """
 
     host: pulumi.Output[str]
@@ -248,7 +265,11 @@ class Postgres(pulumi.ComponentResource):
     password: pulumi.Output[str]
     """The app role's password (secret)."""
     sslmode: pulumi.Output[str]
-    """libpq sslmode the backend supports (disable in-cluster, require with TLS)."""
+    """libpq sslmode clients use (disable in-cluster, require on CNPG, verify-full on RDS)."""
+    backup_username: pulumi.Output[str]
+    """Read-only role of the dump job (unset on cloudnative-pg, which backs up itself)."""
+    backup_password: pulumi.Output[str]
+    """Its password (secret)."""
     dsn: pulumi.Output[str]
     """``postgresql://user:password@host:port/db?sslmode=...`` for SQL_DSN (secret)."""
     egress: pulumi.Output[list[EgressTargetArgs]]
@@ -266,9 +287,19 @@ class Postgres(pulumi.ComponentResource):
             password = generated_secret(f"{name}-password", 32, pulumi.ResourceOptions(parent=self), mixed=False)
         password = pulumi.Output.secret(password)
         backend = a["backend"]
+        #: Plain ``{"config_map", "key"}`` of the CA bundle clients mount (``postgres_base.ca_volume``),
+        #: set by a TLS backend whose clients verify the server; None otherwise.
+        self.ca_bundle = None
+        self.monitor_password = self.backup_password = None
+        if backend != "cloudnative-pg":  # CNPG manages its roles and backs up itself
+            child = pulumi.ResourceOptions(parent=self)
+            self.monitor_password = generated_secret(f"{name}-monitor-password", 32, child, mixed=False)
+            self.backup_password = generated_secret(f"{name}-backup-password", 32, child, mixed=False)
         build = {"kubernetes": postgres_incluster.build, "cloudnative-pg": postgres_cnpg.build,
                  "aws": postgres_rds.build}[backend]
         host, read_host, sslmode, egress = build(self, password)
+        #: The sslmode as a plain value, for composition-time wiring (PostgresBackup).
+        self.client_sslmode = sslmode
 
         self.host = pulumi.Output.from_input(host)
         self.read_host = pulumi.Output.from_input(read_host)
@@ -281,10 +312,14 @@ class Postgres(pulumi.ComponentResource):
             lambda v: dsn(a["username"], v[1], v[0], PORT, a["database"], sslmode)))
         self.egress_targets = egress
         self.egress = pulumi.Output.from_input(egress)
+        self.backup_username = pulumi.Output.from_input(BACKUP_USER if self.backup_password is not None else None)
+        self.backup_password = (pulumi.Output.secret(self.backup_password) if self.backup_password is not None
+                                else pulumi.Output.from_input(None))
         self.register_outputs({
             "host": self.host, "port": self.port, "read_host": self.read_host, "database": self.database,
             "username": self.username, "password": self.password, "sslmode": self.sslmode,
-            "dsn": self.dsn, "egress": self.egress,
+            "dsn": self.dsn, "egress": self.egress, "backup_username": self.backup_username,
+            "backup_password": self.backup_password,
         })
 
     # ------------------------------------------------------------------ helpers

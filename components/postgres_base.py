@@ -14,6 +14,14 @@ COMPONENT = "database"
 SUPERUSER = "postgres"
 #: Read-only role of the exporter (``pg_monitor``).
 MONITOR_USER = "postgres_exporter"
+#: Read-only role of the dump job (``pg_read_all_data``); restores run as the app role.
+BACKUP_USER = "newapi_backup"
+#: Role names the app role may not take.
+RESERVED_USERS = (SUPERUSER, MONITOR_USER, BACKUP_USER, "rdsadmin", "rds_superuser", "admin", "root")
+#: Where every client of a TLS backend finds the CA bundle (a ConfigMap key mounted as one file).
+CA_DIR = "/etc/new-api/db-ca"
+CA_FILE = f"{CA_DIR}/ca.pem"
+CA_VOLUME = "db-ca"
 #: PGDATA is a subdirectory of the volume: the volume root may hold ``lost+found``.
 DATA_MOUNT = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_MOUNT}/pgdata"
@@ -27,9 +35,35 @@ def pod_selector(name: str) -> dict:
 
 
 def dsn(username: str, password: str, host: str, port: int, database: str, sslmode: str) -> str:
-    """The URL form New API requires (``postgresql://``; CONTRACT §3), credentials escaped."""
+    """The URL form New API requires (``postgresql://``; CONTRACT §3), credentials escaped.
+    With ``verify-full`` the server certificate is checked against the mounted CA bundle
+    (``sslrootcert``, read by pgx and libpq alike)."""
     return (f"postgresql://{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}/"
-            f"{quote(database, safe='')}?sslmode={sslmode}")
+            f"{quote(database, safe='')}?{ssl_query(sslmode)}")
+
+
+def ssl_query(sslmode: str) -> str:
+    """``sslmode=...`` plus, for ``verify-full``, the CA bundle's path."""
+    return f"sslmode={sslmode}" + (f"&sslrootcert={CA_FILE}" if sslmode == "verify-full" else "")
+
+
+def ca_volume(ca: dict) -> dict:
+    """The CA bundle volume for a pod: ``ca`` is ``{"config_map": name, "key": key}``
+    (``Postgres.ca_bundle``); the key is always mounted as ``CA_FILE``."""
+    return {"name": CA_VOLUME, "config_map": {"name": ca["config_map"], "items": [{"key": ca["key"], "path": "ca.pem"}],
+                                              "default_mode": 0o444}}
+
+
+def ca_mount() -> dict:
+    return common.mount(CA_VOLUME, CA_DIR, read_only=True)
+
+
+def libpq_tls_env(sslmode: str) -> list:
+    """libpq environment of a client (psql, pg_dump, the exporter's lib/pq)."""
+    env = [{"name": "PGSSLMODE", "value": sslmode}]
+    if sslmode == "verify-full":
+        env.append({"name": "PGSSLROOTCERT", "value": CA_FILE})
+    return env
 
 
 def _mb(quantity: str) -> int:

@@ -7,29 +7,10 @@ import json
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common
+from . import common, postgres_roles as roles
 from .postgres_base import (APP, COMPONENT, DATA_MOUNT, EXPORTER_PORT, INITDB_ARGS, MONITOR_USER, PGDATA, PORT,
                             SUPERUSER, pod_selector, server_parameters)
-from .secrets import generated_secret
-
-#: no superuser; the exporter's role only reads statistics (``pg_monitor``). Passwords
-#: come from the environment (secretKeyRef), never from this ConfigMap. A rotated
-#: password is applied with ``ALTER ROLE``, see the component docstring.
-INIT_ROLES_SCRIPT = r"""#!/bin/sh
-set -eu
-psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-  --set=db="$POSTGRES_DB" \
-  --set=app_user="$APP_USER" --set=app_password="$APP_PASSWORD" \
-  --set=monitor_user="$MONITOR_USER" --set=monitor_password="$MONITOR_PASSWORD" <<'SQL'
-CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
-ALTER DATABASE :"db" OWNER TO :"app_user";
-REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
-GRANT CONNECT ON DATABASE :"db" TO :"app_user";
-CREATE ROLE :"monitor_user" LOGIN PASSWORD :'monitor_password' CONNECTION LIMIT 3;
-GRANT pg_monitor TO :"monitor_user";
-GRANT CONNECT ON DATABASE :"db" TO :"monitor_user";
-SQL
-"""
+from .secrets import ROTATION_ANNOTATION, generated_secret, rotation_trigger
 
 
 
@@ -67,6 +48,10 @@ def postgresql_conf(memory_limit: str, max_connections: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Key of the superuser's password in the credentials Secret.
+SUPERUSER_PASSWORD_KEY = "superuser-password"
+
+
 def _checksum(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -78,22 +63,24 @@ def build(comp, password):
     sel = pod_selector(name)
     res = a["resources"]
 
-    def internal(suffix: str) -> pulumi.Output:
-        return generated_secret(f"{name}-{suffix}", 32, comp._child(), mixed=False)
-
+    superuser_password = generated_secret(f"{name}-superuser-password", 32, comp._child(), mixed=False)
+    credentials = {
+        roles.APP_PASSWORD_KEY: password,
+        roles.MONITOR_PASSWORD_KEY: comp.monitor_password,
+        roles.BACKUP_PASSWORD_KEY: comp.backup_password,
+        SUPERUSER_PASSWORD_KEY: superuser_password,
+    }
     comp.credentials = k8s.core.v1.Secret(
         f"{name}-credentials", metadata=common.meta(f"{name}-credentials", ns, lbl), type="Opaque",
-        string_data=pulumi.Output.secret({
-            "username": a["username"],
-            "password": password,
-            "superuser-password": internal("superuser-password"),
-            "monitor-password": internal("monitor-password"),
-        }),
+        string_data=pulumi.Output.secret({"username": a["username"], **credentials}),
         opts=comp._child())
+    # The pod rolls when any credential changes; the roles sidecar re-applies them at start.
+    rotation = rotation_trigger(f"{name}-rotation", credentials, comp._child())
     conf = postgresql_conf(res["memory_limit"], int(a["max_connections"]))
     comp.config_map = k8s.core.v1.ConfigMap(
         f"{name}-config", metadata=common.meta(f"{name}-config", ns, lbl),
-        data={"postgresql.conf": conf, "10-roles.sh": INIT_ROLES_SCRIPT}, opts=comp._child())
+        data={"postgresql.conf": conf, "roles.sql": roles.ROLES_SQL, "apply-roles.sh": roles.SIDECAR_SCRIPT},
+        opts=comp._child())
     comp.service_account = k8s.core.v1.ServiceAccount(
         f"{name}-sa", metadata=common.meta(name, ns, lbl), automount_service_account_token=False,
         opts=comp._child())
@@ -110,13 +97,10 @@ def build(comp, password):
         "env": [
             {"name": "PGDATA", "value": PGDATA},
             {"name": "POSTGRES_USER", "value": SUPERUSER},
-            common.secret_env("POSTGRES_PASSWORD", secret_name, "superuser-password"),
+            # Used by initdb on an empty volume only; the roles sidecar re-applies it at every start.
+            common.secret_env("POSTGRES_PASSWORD", secret_name, SUPERUSER_PASSWORD_KEY),
             {"name": "POSTGRES_DB", "value": a["database"]},
             {"name": "POSTGRES_INITDB_ARGS", "value": INITDB_ARGS},
-            {"name": "APP_USER", "value": a["username"]},
-            common.secret_env("APP_PASSWORD", secret_name, "password"),
-            {"name": "MONITOR_USER", "value": MONITOR_USER},
-            common.secret_env("MONITOR_PASSWORD", secret_name, "monitor-password"),
         ],
         "resources": common.resources(res["cpu_request"], res["memory_request"], res["memory_limit"],
                                       res.get("cpu_limit") or None, "64Mi", "1Gi"),
@@ -131,7 +115,33 @@ def build(comp, password):
             common.mount("run", "/var/run/postgresql"),
             common.mount("tmp", "/tmp"),
             common.mount("config", "/etc/postgresql", read_only=True),
-            common.mount("initdb", "/docker-entrypoint-initdb.d", read_only=True),
+        ],
+    }
+    applied = ["test", "-f", roles.APPLIED_MARKER]
+    roles_sidecar = {
+        "name": "roles",
+        "image": a["image"],
+        "image_pull_policy": "IfNotPresent",
+        "command": ["/bin/sh", f"{roles.ROLES_DIR}/apply-roles.sh"],
+        "env": [
+            {"name": "PGPORT", "value": str(PORT)},
+            {"name": "PGUSER", "value": SUPERUSER},
+            *roles.role_env(secret_name, a["database"], a["username"]),
+            common.secret_env("SUPERUSER_PASSWORD", secret_name, SUPERUSER_PASSWORD_KEY),
+        ],
+        "resources": common.resources("10m", "16Mi", "64Mi", None, "16Mi", "64Mi"),
+        "security_context": common.container_security_context(),
+        # Ready once this start's roles and passwords are applied: the pod (and so the
+        # Service) admits clients only then.
+        # Applied (file written) within 10 minutes of start, or the container restarts and
+        # tries again; the same check keeps it live and ready afterwards.
+        "startup_probe": common.exec_probe(applied, period=5, timeout=3, failures=120),
+        "readiness_probe": common.exec_probe(applied, period=10, timeout=3, failures=3),
+        "liveness_probe": common.exec_probe(applied, period=30, timeout=3, failures=3),
+        "volume_mounts": [
+            common.mount("run", "/var/run/postgresql"),
+            common.mount("roles-tmp", "/tmp"),
+            common.mount("roles", roles.ROLES_DIR, read_only=True),
         ],
     }
     exporter = {
@@ -143,7 +153,7 @@ def build(comp, password):
         "env": [
             {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/{a['database']}?sslmode=disable"},
             {"name": "DATA_SOURCE_USER", "value": MONITOR_USER},
-            common.secret_env("DATA_SOURCE_PASS", secret_name, "monitor-password"),
+            common.secret_env("DATA_SOURCE_PASS", secret_name, roles.MONITOR_PASSWORD_KEY),
         ],
         "resources": common.resources("10m", "32Mi", "128Mi", None, "16Mi", "64Mi"),
         "security_context": common.container_security_context(),
@@ -153,7 +163,8 @@ def build(comp, password):
     config_items = lambda key: {"name": comp.config_map.metadata.name,  # noqa: E731
                                 "items": [{"key": key, "path": key}], "default_mode": 0o555}
     pod_annotations = {
-        "new-api.io/config-checksum": _checksum(conf + INIT_ROLES_SCRIPT),
+        "new-api.io/config-checksum": _checksum(conf + roles.ROLES_SQL + roles.SIDECAR_SCRIPT),
+        ROTATION_ANNOTATION: rotation,
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(EXPORTER_PORT),
     }
@@ -179,12 +190,15 @@ def build(comp, password):
                 "metadata": {"labels": lbl, "annotations": pod_annotations},
                 "spec": common.restricted_pod_spec(
                     service_account=comp.service_account.metadata.name,
-                    containers=[postgres, exporter],
+                    containers=[postgres, exporter, roles_sidecar],
                     volumes=[
                         common.empty_dir("run", "16Mi"),
                         common.empty_dir("tmp", "256Mi"),
+                        common.empty_dir("roles-tmp", "1Mi"),
                         {"name": "config", "config_map": config_items("postgresql.conf")},
-                        {"name": "initdb", "config_map": config_items("10-roles.sh")},
+                        {"name": "roles", "config_map": {
+                            "name": comp.config_map.metadata.name, "default_mode": 0o444,
+                            "items": [{"key": k, "path": k} for k in ("roles.sql", "apply-roles.sh")]}},
                     ],
                     # Fast shutdown (the image's STOPSIGNAL is SIGINT) plus a checkpoint.
                     termination_grace_seconds=60,

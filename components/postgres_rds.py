@@ -6,8 +6,9 @@ import json
 
 import pulumi
 
-from . import aws_common
+from . import aws_common, postgres_rds_clients
 from .postgres_base import PORT, server_parameters
+from .secrets import generated_secret
 
 
 def build(comp, password):
@@ -17,6 +18,7 @@ def build(comp, password):
     cfg = a["aws"]
     protect = a["protect"]
     tags = {"app": "new-api", "component": "database", "managed-by": "pulumi"}
+    master_password = generated_secret(f"{name}-master-password", 32, comp._child(), mixed=False)
     comp.kms_key, comp.kms_alias = aws_common.kms_key(
         aws, name, f"Encrypts the New API RDS database {name}, its snapshots and Performance Insights",
         tags, comp, protect, alias=f"{name}-rds")
@@ -24,7 +26,8 @@ def build(comp, password):
         f"{name}-subnets", description=f"Private subnets of {name}", subnet_ids=list(cfg["subnet_ids"]),
         tags=tags, opts=comp._child())
     comp.security_group = aws_common.datastore_security_group(
-        aws, name, "Postgres", PORT, cfg["vpc_id"], cfg["allowed_cidrs"], tags, comp._child())
+        aws, name, "Postgres", PORT, cfg["vpc_id"], cfg["source_security_group_ids"], tags,
+        comp._child())
     major = str(cfg["engine_version"]).split(".")[0]
     params = server_parameters("4Gi", int(a["max_connections"]))
     comp.parameter_group = aws.rds.ParameterGroup(
@@ -87,8 +90,10 @@ def build(comp, password):
         engine="postgres",
         engine_version=str(cfg["engine_version"]),
         db_name=a["database"],
-        username=a["username"],
-        password=password,
+        # The administrator, not the app: only the roles Job logs in as it. Changing it
+        # replaces the instance (README "Data tier": existing stacks keep theirs).
+        username=cfg["master_username"],
+        password=master_password,
         port=PORT,
         multi_az=True,
         storage_type="gp3",
@@ -119,5 +124,7 @@ def build(comp, password):
             **common_args,
             opts=comp._child(attachment, protect=protect))
         read_host = comp.replica.address
-    return comp.instance.address, read_host, "require", [{"port": PORT, "cidr": cfg["vpc_cidr"]}]
+    egress = [{"port": PORT, "cidr": cfg["vpc_cidr"]}]
+    postgres_rds_clients.build(comp, password, master_password, egress)
+    return comp.instance.address, read_host, "verify-full", egress
 

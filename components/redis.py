@@ -55,8 +55,8 @@ class RedisAwsArgs(TypedDict, total=False):
     """Private subnets in at least two AZs (cache subnet group)."""
     vpc_cidr: str
     """The VPC's CIDR: app egress target."""
-    allowed_cidrs: Sequence[str]
-    """Cluster node/pod CIDRs admitted on 6379 (nothing else)."""
+    source_security_group_ids: Sequence[str]
+    """Security groups admitted on 6379 (the EKS nodes' or the pods' groups; nothing else)."""
     node_type: str
     """Node type (default cache.m7g.large)."""
     engine_version: str
@@ -171,12 +171,14 @@ def _validate(args: RedisArgs) -> dict:
     a["protect"] = bool(a.get("protect", False))
     if a["backend"] == "aws":
         aws = {**DEFAULT_AWS, **(a.get("aws") or {})}
-        for key in ("vpc_id", "subnet_ids", "vpc_cidr", "allowed_cidrs"):
+        common.require("allowed_cidrs" not in aws, "aws.allowed_cidrs",
+                       "was replaced by source_security_group_ids (the nodes' or pods' security groups)")
+        for key in ("vpc_id", "subnet_ids", "vpc_cidr", "source_security_group_ids"):
             common.require(bool(aws.get(key)), f"aws.{key}", "is required with backend 'aws'")
         common.require(len(aws["subnet_ids"]) >= 2, "aws.subnet_ids", "Multi-AZ needs subnets in two AZs")
         common.require(int(aws["replicas"]) >= 1, "aws.replicas", "automatic failover needs a replica")
-        common.require(not any(c in ("0.0.0.0/0", "::/0") for c in aws["allowed_cidrs"]), "aws.allowed_cidrs",
-                       "must name the cluster's CIDRs, never the internet")
+        common.require(all(str(g).startswith("sg-") for g in aws["source_security_group_ids"]),
+                       "aws.source_security_group_ids", f"{aws['source_security_group_ids']!r} must be sg-... ids")
         a["aws"] = aws
     return a
 
@@ -379,7 +381,7 @@ class Redis(pulumi.ComponentResource):
             f"{name}-subnets", description=f"Private subnets of {name}", subnet_ids=list(cfg["subnet_ids"]),
             tags=tags, opts=self._child())
         self.security_group = aws_common.datastore_security_group(
-            aws, name, "Redis", PORT, cfg["vpc_id"], cfg["allowed_cidrs"], tags, self._child(),
+            aws, name, "Redis", PORT, cfg["vpc_id"], cfg["source_security_group_ids"], tags, self._child(),
             transport=" (TLS)")
         major = str(cfg["engine_version"]).split(".")[0]
         self.parameter_group = aws.elasticache.ParameterGroup(

@@ -1,7 +1,7 @@
 """``StackSecrets``: every credential the stack needs, generated, never typed by a human."""
 
 
-from typing import Optional, TypedDict
+from typing import Mapping, Optional, TypedDict
 
 import pulumi
 import pulumi_random as random
@@ -15,6 +15,25 @@ def generated_secret(resource_name: str, length: int, opts: pulumi.ResourceOptio
     extra = {"min_lower": 2, "min_upper": 2, "min_numeric": 2} if mixed else {}
     res = random.RandomPassword(resource_name, length=length, special=False, opts=opts, **extra)
     return pulumi.Output.secret(res.result)
+
+
+def rotation_trigger(resource_name: str, credentials: Mapping[str, pulumi.Input[str]],
+                     opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """A value that changes whenever one of ``credentials`` changes and reveals nothing
+    about them: the hex of a ``RandomId`` whose ``keepers`` are the credentials. A changed
+    keeper makes the provider replace the resource (pulumi-random: "Arbitrary map of values
+    that, when changed, will trigger recreation of resource"), so the hex is new random
+    bytes, never a digest of a secret. The keepers are stored in state as secrets (the
+    inputs are secret Outputs, and the engine keeps an output secret whose input was);
+    the hex is plain, so a pod template carrying it stays diffable in previews. Put it on a
+    pod template (the pods roll) or in a Job's name (the Job is re-created)."""
+    trigger = random.RandomId(resource_name, byte_length=8,
+                              keepers={k: pulumi.Output.secret(v) for k, v in credentials.items()}, opts=opts)
+    return trigger.hex
+
+
+#: Pod-template annotation carrying a rotation trigger (see ``rotation_trigger``).
+ROTATION_ANNOTATION = "new-api.io/credentials-rotation"
 
 
 class StackSecretsArgs(TypedDict, total=False):

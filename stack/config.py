@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from components import app as app_component
 from components import delivery as delivery_component
-from components import common, images
+from components import common, images, postgres_base
 from components import monitoring_config
 
 _R = app_component.DEFAULT_RESOURCES
@@ -268,6 +268,8 @@ PrivateCidr = Annotated[str, AfterValidator(_private_cidr)]
 S3Bucket = Annotated[str, AfterValidator(_s3_bucket)]
 Cron = Annotated[str, AfterValidator(_cron)]
 SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+SecurityGroupId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
+RoleName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 RoleArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
 
 
@@ -287,6 +289,30 @@ class RedisResources(Resources):
     memory_limit: Quantity = "1536Mi"
 
 
+class ConfigMapKey(_Model):
+    """A key of an existing ConfigMap."""
+    name: DnsLabel
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+def _read_project_file(path: str) -> str:
+    from pathlib import Path
+
+    base = Path(__file__).resolve().parent.parent
+    return (base / path).read_text()
+
+
+def _check_pem(path: str) -> None:
+    try:
+        text = _read_project_file(path)
+    except OSError as exc:
+        raise _field_error("path", path, f"cannot be read ({exc.strerror}): download AWS's bundle from "
+                           "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem into the "
+                           "project, or use caBundle.configMap") from None
+    if "-----BEGIN CERTIFICATE-----" not in text or "PRIVATE KEY" in text:
+        raise _field_error("path", path, "must hold PEM certificates only (BEGIN CERTIFICATE blocks, no key)")
+
+
 class AwsNetwork(_Model):
     """Where a managed datastore lives: private subnets of the cluster's VPC."""
     vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
@@ -294,12 +320,49 @@ class AwsNetwork(_Model):
     subnet_ids: Annotated[list[SubnetId], Field(min_length=2)]
     #: The VPC's CIDR: the app's NetworkPolicy egress to the managed endpoint.
     vpc_cidr: PrivateCidr
-    #: The cluster's node/pod CIDRs: the only sources the security group admits.
-    allowed_cidrs: Annotated[list[PrivateCidr], Field(min_length=1)]
+    #: The only sources the datastore's security group admits: the EKS nodes' security
+    #: group (the cluster security group), or the pods' own groups with security groups
+    #: for pods. Never a CIDR: the VPC holds far more than the cluster.
+    source_security_group_ids: Annotated[list[SecurityGroupId], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_cidr_sources(cls, data):
+        if isinstance(data, dict) and "allowedCidrs" in data:
+            raise _field_error("allowedCidrs", data["allowedCidrs"],
+                               "was replaced by sourceSecurityGroupIds: admit the EKS nodes' (cluster) security "
+                               "group or the pods' security groups, e.g. [sg-0123456789abcdef0], not address "
+                               "ranges (issue 13 item 6)")
+        return data
+
+
+class CaBundle(_Model):
+    """Where clients find the CA that signed RDS's server certificate (``sslmode=verify-full``):
+    exactly one of ``path`` (a PEM file of the project, e.g. AWS's global bundle from
+    https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem, put into a ConfigMap
+    by the stack) or ``configMap`` (an existing ConfigMap in the app namespace)."""
+    path: Optional[Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]+\.pem$")]] = None
+    config_map: Optional[ConfigMapKey] = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.config_map is None):
+            raise _field_error("path", self.path, "set exactly one of caBundle.path (a PEM file in the project) "
+                               "and caBundle.configMap {name, key} (an existing ConfigMap)")
+        if self.path is not None:
+            _check_pem(self.path)
+        return self
+
+    def pem(self) -> Optional[str]:
+        return _read_project_file(self.path) if self.path else None
 
 
 class DatabaseAws(AwsNetwork):
     """RDS PostgreSQL (prod default)."""
+    #: RDS master user: used only by the roles bootstrap Job; the app has its own role.
+    master_username: RoleName = "newapi_admin"
+    #: The RDS CA every client verifies the server with (sslmode=verify-full).
+    ca_bundle: CaBundle
     instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.m6g.large"
     engine_version: Annotated[str, Field(pattern=r"^[0-9]{2}(\.[0-9]+)?$")] = "16"
     allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 50
@@ -657,6 +720,7 @@ def _alerting_errors(cfg: "StackConfig", alert_secrets: frozenset) -> list:
 
 #: Smallest sensible volumes (Postgres WAL alone wants 1Gi; Redis AOF + RDB twice maxmemory).
 _MIN_DB_STORAGE = 1 * 2**30
+_RESERVED_ROLES = postgres_base.RESERVED_USERS
 _PROD_RETENTION_FLOOR = 14
 
 
@@ -666,10 +730,10 @@ def _datastore_errors(cfg: "StackConfig") -> list:
     db, rd, bk = cfg.database, cfg.redis, cfg.backup
     if db.backend == "aws" and db.aws is None:
         errors.append(("database.aws", None, "is required with database.backend 'aws': set vpcId, subnetIds, "
-                       "vpcCidr and allowedCidrs (the cluster's node/pod CIDRs)"))
+                       "vpcCidr, sourceSecurityGroupIds (the nodes' or pods' security groups) and caBundle"))
     if rd.backend == "aws" and rd.aws is None:
         errors.append(("redis.aws", None, "is required with redis.backend 'aws': set vpcId, subnetIds, "
-                       "vpcCidr and allowedCidrs (the cluster's node/pod CIDRs)"))
+                       "vpcCidr and sourceSecurityGroupIds (the nodes' or pods' security groups)"))
     if db.backend == "aws" and bk.s3 is None and bk.irsa is None:
         errors.append(("backup.irsa", None, "is required with database.backend 'aws' (the stack creates the "
                        "backup bucket and the dump job's IRSA role: set oidcProviderArn and oidcIssuer), "
@@ -684,6 +748,15 @@ def _datastore_errors(cfg: "StackConfig") -> list:
                        "must be at least 256Mi for Postgres"))
     if common.parse_quantity(bk.storage_size) < 2**30:
         errors.append(("backup.storageSize", bk.storage_size, "must be at least 1Gi"))
+    if db.aws is not None and db.aws.master_username == db.username:
+        errors.append(("database.aws.masterUsername", db.aws.master_username,
+                       "must differ from database.username: the app logs in as its own role, never as the "
+                       "RDS master (issue 13 item 6)"))
+    for key, role in (("database.username", db.username),
+                      ("database.aws.masterUsername", db.aws.master_username if db.aws else None)):
+        if role in _RESERVED_ROLES:
+            errors.append((key, role, f"the roles {', '.join(_RESERVED_ROLES)} are reserved "
+                           "(superuser, exporter, backup and RDS roles)"))
     if db.aws is not None and db.aws.max_allocated_storage_gb < db.aws.allocated_storage_gb:
         errors.append(("database.aws.maxAllocatedStorageGb", db.aws.max_allocated_storage_gb,
                        f"must be at least database.aws.allocatedStorageGb ({db.aws.allocated_storage_gb})"))

@@ -67,6 +67,9 @@ class StackMocks(pulumi.runtime.Mocks):
             raw = _fake_secret(args.name, int(args.inputs.get("length", 32)) * 2)
             outputs["hex"] = raw
             outputs["base64"] = raw
+        elif typ == "random:index/randomId:RandomId":
+            # Random bytes in the real provider: a stand-in from the name, never from the keepers.
+            outputs["hex"] = _fake_secret(args.name + "-id", int(args.inputs.get("byteLength", 8)) * 2)
         elif typ.startswith("aws:"):
             short = typ.split(":")[-1].lower()
             outputs.setdefault("arn", f"arn:aws:mock:::{short}/{args.name}")

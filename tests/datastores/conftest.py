@@ -29,7 +29,10 @@ needs_redis = pytest.mark.skipif(
 
 S3 = {"bucket": "new-api-dev-backups", "roleArn": "arn:aws:iam::123456789012:role/new-api-backup"}
 AWS_NET = {"vpcId": "vpc-0abc1234def567890", "subnetIds": ["subnet-0aaa1111bbb222333", "subnet-0ccc4444ddd555666"],
-           "vpcCidr": "10.0.0.0/16", "allowedCidrs": ["10.0.0.0/16"]}
+           "vpcCidr": "10.0.0.0/16", "sourceSecurityGroupIds": ["sg-0123456789abcdef0"]}
+#: A test CA (not a trust anchor of anything) for the caBundle.path source.
+TEST_CA_PATH = "tests/datastores/fixtures/test-ca.pem"
+RDS_NET = {**AWS_NET, "caBundle": {"path": TEST_CA_PATH}}
 
 
 def run(stack: str, *changes) -> mockrt.RunResult:
@@ -103,6 +106,41 @@ class LivePostgres:
         return {**os.environ, "PGHOST": str(self.socket_dir), "PGPORT": str(self.port), "PGUSER": "postgres",
                 "PATH": f"{PG_BIN}:{os.environ['PATH']}", **extra}
 
+    def roles_dir(self) -> Path:
+        from components import postgres_roles as roles
+
+        d = self.base / "roles"
+        if not d.exists():
+            d.mkdir()
+            for name, text in (("roles.sql", roles.ROLES_SQL), ("apply-roles.sh", roles.JOB_SCRIPT),
+                               ("sidecar.sh", roles.SIDECAR_SCRIPT)):
+                (d / name).write_text(text)
+                os.chmod(d / name, 0o755)
+        return d
+
+    def role_env(self, **overrides) -> dict:
+        from components import postgres as pg
+
+        return {"PGDATABASE": "newapi", "APP_USER": "newapi", "MONITOR_USER": pg.MONITOR_USER,
+                "BACKUP_USER": pg.BACKUP_USER, **LIVE_PASSWORDS, **overrides}
+
+    def run_roles_job(self, ca: Optional[Path] = None, **overrides) -> subprocess.CompletedProcess:
+        """The RDS Job's script, run as the administrator over TCP with verify-full, its
+        environment as the Job sets it (PGHOST... from postgres_rds_clients)."""
+        env = self.env(PGHOST="localhost", PGUSER=MASTER, PGPASSWORD=MASTER_PASSWORD, PGSSLMODE="verify-full",
+                       PGSSLROOTCERT=str(ca or self.tls["ca"]), ROLES_DIR=str(self.roles_dir()),
+                       **self.role_env(**overrides))
+        return subprocess.run(["/bin/sh", str(self.roles_dir() / "apply-roles.sh")], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    def login(self, user: str, password: str, sql: str = "SELECT current_user", db: str = "newapi",
+              sslmode: str = "verify-full") -> subprocess.CompletedProcess:
+        """Log in over TCP as a client pod does (verify-full against the test CA)."""
+        env = self.env(PGHOST="localhost", PGUSER=user, PGPASSWORD=password, PGSSLMODE=sslmode,
+                       PGSSLROOTCERT=str(self.tls["ca"]))
+        return subprocess.run([f"{PG_BIN}/psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+                              env=env, capture_output=True, text=True, timeout=30)
+
     def psql(self, sql: str, db: str = "postgres", **env) -> str:
         out = subprocess.run(_as_postgres([f"{PG_BIN}/psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql]),
                              env=self.env(**env), capture_output=True, text=True, timeout=30)
@@ -110,10 +148,42 @@ class LivePostgres:
         return out.stdout.strip()
 
 
-@pytest.fixture(scope="session")
-def live_postgres(tmp_path_factory):
-    """A real Postgres started with the component's postgresql.conf (dev sizing) and
-    initialised like the image does: database created, then the roles script."""
+#: Passwords the live server's roles get from the roles script (as the stack applies them).
+LIVE_PASSWORDS = {"APP_PASSWORD": "app-pass-1234", "MONITOR_PASSWORD": "monitor-pass-1234",
+                  "BACKUP_PASSWORD": "backup-pass-1234"}
+#: The RDS-like administrator: LOGIN CREATEROLE CREATEDB, no superuser (the RDS master's
+#: attributes, docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Appendix.PostgreSQL.CommonDBATasks.Roles.rds_superuser.html).
+MASTER, MASTER_PASSWORD = "newapi_admin", "master-pass-1234"
+
+
+def _tls_files(base: Path) -> dict:
+    """A test CA and a server certificate for ``localhost`` signed by it (openssl)."""
+    ssl = shutil.which("openssl")
+    assert ssl, "openssl is needed for the TLS tests"
+    run_ = lambda *a: subprocess.run([ssl, *a], check=True, capture_output=True, cwd=base, timeout=60)  # noqa: E731
+    run_("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=new-api-infra test CA")
+    run_("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=localhost")
+    (base / "ext.cnf").write_text("subjectAltName=DNS:localhost\n")
+    run_("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    run_("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other-ca.pem",
+         "-days", "2", "-subj", "/CN=some other CA")
+    for name in ("server.key", "server.pem"):
+        if os.geteuid() == 0:
+            shutil.chown(base / name, "postgres", "postgres")
+        os.chmod(base / name, 0o600)
+    for name in ("ca.pem", "other-ca.pem"):
+        os.chmod(base / name, 0o644)
+    return {"ca": base / "ca.pem", "other_ca": base / "other-ca.pem", "cert": base / "server.pem",
+            "key": base / "server.key"}
+
+
+def start_postgres(stack: list):
+    """A real Postgres with the component's postgresql.conf (dev sizing) and TLS on, set up
+    like RDS: the database owned by a CREATEROLE/CREATEDB administrator, then the roles
+    Job's script run as that administrator over ``sslmode=verify-full``."""
     if PG_BIN is None:
         missing("Debian postgresql", "apt-get install -y postgresql")
     from components import postgres as pg
@@ -124,6 +194,7 @@ def live_postgres(tmp_path_factory):
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     os.chmod(sock, 0o777)
+    tls = _tls_files(base)
     conf = base / "postgresql.conf"
     conf.write_text(pg.postgresql_conf("512Mi", 100))
     os.chmod(conf, 0o644)
@@ -134,27 +205,46 @@ def live_postgres(tmp_path_factory):
     # Started directly as postgres (no runuser in between), so terminate() reaches the postmaster.
     proc = subprocess.Popen([f"{PG_BIN}/postgres", "-D", str(data), "-c", f"config_file={conf}",
                              "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1",
-                             "-c", f"unix_socket_directories={sock}"],
+                             "-c", f"unix_socket_directories={sock}", "-c", "ssl=on",
+                             "-c", f"ssl_cert_file={tls['cert']}", "-c", f"ssl_key_file={tls['key']}"],
                             user="postgres" if os.geteuid() == 0 else None,
                             stdout=subprocess.DEVNULL, stderr=open(base / "server.log", "w"))
+    stack.append((proc, base))
     live = LivePostgres(base, port, sock)
+    live.tls = tls
     deadline = time.time() + 30
     while subprocess.run([f"{PG_BIN}/pg_isready", "-h", "127.0.0.1", "-p", str(port)],
                          capture_output=True).returncode != 0:
         assert proc.poll() is None and time.time() < deadline, (base / "server.log").read_text()
         time.sleep(0.1)
-    live.psql("CREATE DATABASE newapi")
-    script = base / "10-roles.sh"
-    script.write_text(pg.INIT_ROLES_SCRIPT)
-    os.chmod(script, 0o755)
-    subprocess.run(_as_postgres(["/bin/sh", str(script)]), check=True, capture_output=True, timeout=30,
-                   env=live.env(POSTGRES_USER="postgres", POSTGRES_DB="newapi", APP_USER="newapi",
-                                APP_PASSWORD="app-pass-1234", MONITOR_USER=pg.MONITOR_USER,
-                                MONITOR_PASSWORD="monitor-pass-1234"))
-    yield live
-    proc.terminate()
-    proc.wait(timeout=30)
-    shutil.rmtree(base, ignore_errors=True)
+    live.psql(f"CREATE ROLE {MASTER} LOGIN CREATEROLE CREATEDB PASSWORD '{MASTER_PASSWORD}'")
+    live.psql(f"CREATE DATABASE newapi OWNER {MASTER}")
+    out = live.run_roles_job()
+    assert out.returncode == 0, out.stderr
+    return live
+
+
+def _stop(stack: list) -> None:
+    for proc, base in stack:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def live_postgres():
+    """One server for the session (the roles as the RDS Job leaves them)."""
+    stack: list = []
+    yield start_postgres(stack)
+    _stop(stack)
+
+
+@pytest.fixture
+def fresh_postgres():
+    """A server of its own, for tests that change role passwords."""
+    stack: list = []
+    yield start_postgres(stack)
+    _stop(stack)
 
 
 @pytest.fixture

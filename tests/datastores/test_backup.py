@@ -14,7 +14,7 @@ from components import postgres as pg
 from support import env_map, pod_spec
 from tools import mockrt
 
-from .conftest import PG_BIN, needs_postgres, secret_value
+from .conftest import LIVE_PASSWORDS, PG_BIN, needs_postgres, secret_value
 
 
 def _cron(stack):
@@ -52,7 +52,7 @@ def test_dump_is_custom_format_without_extra_gzip(dev):
 
 def test_dump_uses_libpq_env_with_the_password_from_a_secret(dev):
     env = env_map(_job_pod(dev)["containers"][0])
-    assert env["PGHOST"]["value"] == "new-api-postgres.new-api.svc" and env["PGUSER"]["value"] == "newapi"
+    assert env["PGHOST"]["value"] == "new-api-postgres.new-api.svc" and env["PGUSER"]["value"] == pg.BACKUP_USER
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "new-api-db-backup-pg", "key": "password"}
     assert env["PGSSLMODE"]["value"] == "disable"
 
@@ -87,7 +87,7 @@ def test_prod_dumps_upload_to_s3_with_the_irsa_role(prod):
 
 def test_prod_dump_connects_to_rds_with_tls(prod):
     env = env_map(_job_pod(prod)["initContainers"][0])
-    assert env["PGSSLMODE"]["value"] == "require"
+    assert env["PGSSLMODE"]["value"] == "verify-full" and env["PGSSLROOTCERT"]["value"] == pg.CA_FILE
     assert env["PGHOST"]["value"] == "new-api-postgres-primary.mock.internal"
 
 
@@ -198,12 +198,18 @@ def test_bucket_component_validates_retention_before_registering():
 
 # --------------------------------------------------------------------------- real scripts
 
-def _run_script(live, script: str, **env) -> subprocess.CompletedProcess:
+#: Dumps run as the read-only backup role, restores as the owner (the app role), over
+#: verify-full like the CronJob's libpq environment (components/backup.py).
+BACKUP_ROLE = {"PGUSER": pg.BACKUP_USER, "PGPASSWORD": LIVE_PASSWORDS["BACKUP_PASSWORD"]}
+OWNER_ROLE = {"PGUSER": "newapi", "PGPASSWORD": LIVE_PASSWORDS["APP_PASSWORD"]}
+
+
+def _run_script(live, script: str, role: dict = BACKUP_ROLE, **env) -> subprocess.CompletedProcess:
     from .conftest import _as_postgres
 
     return subprocess.run(_as_postgres(["/bin/sh", "-c", script]), capture_output=True, text=True, timeout=60,
-                          env=live.env(PGHOST="127.0.0.1", PGDATABASE="newapi", PGUSER="newapi",
-                                       PGPASSWORD="app-pass-1234", PGSSLMODE="disable", **env))
+                          env=live.env(PGHOST="localhost", PGDATABASE="newapi", PGSSLMODE="verify-full",
+                                       PGSSLROOTCERT=str(live.tls["ca"]), **role, **env))
 
 
 @pytest.fixture
@@ -247,7 +253,7 @@ def test_restore_script_brings_back_the_dumped_data(live_postgres, backup_dir):
     assert dump.returncode == 0, dump.stderr
     live_postgres.psql("UPDATE tokens SET id = 8; CREATE TABLE junk(id int)", db="newapi", **app)
     name = (backup_dir / ".latest").read_text().strip()
-    out = _run_script(live_postgres, bk.RESTORE_SCRIPT, DUMP=str(backup_dir / name))
+    out = _run_script(live_postgres, bk.RESTORE_SCRIPT, OWNER_ROLE, DUMP=str(backup_dir / name))
     assert out.returncode == 0, out.stderr
     assert live_postgres.psql("SELECT id FROM tokens", db="newapi", **app) == "7"
 

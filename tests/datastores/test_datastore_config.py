@@ -6,7 +6,7 @@ import pytest
 from support import DELETE, override
 from tools import mockrt
 
-from .conftest import AWS_NET, S3
+from .conftest import AWS_NET, RDS_NET, S3, TEST_CA_PATH
 
 CASES = [
     ("unknown-database-backend", "dev", [("database.backend", "mysql")], "new-api:database.backend"),
@@ -24,7 +24,23 @@ CASES = [
     ("bad-storage-quantity", "dev", [("database.storageSize", "lots")], "new-api:database.storageSize"),
     ("redis-volume-below-twice-maxmemory", "dev", [("redis.storageSize", "256Mi")], "new-api:redis.storageSize"),
     ("redis-maxmemory-over-limit", "dev", [("redis.maxmemoryMb", 300)], "new-api:redis.maxmemoryMb = 300"),
-    ("world-open-security-group", "prod", [("database.aws.allowedCidrs", ["0.0.0.0/0"])], "new-api:database.aws.allowedCidrs[0]"),
+    ("cidr-sources-instead-of-security-groups", "prod", [("database.aws.allowedCidrs", ["10.0.0.0/16"])],
+     "new-api:database.aws.allowedCidrs = [\"10.0.0.0/16\"]: was replaced by sourceSecurityGroupIds"),
+    ("cache-cidr-sources", "prod", [("redis.aws.allowedCidrs", ["10.0.0.0/16"])],
+     "new-api:redis.aws.allowedCidrs"),
+    ("no-source-security-group", "prod", [("redis.aws.sourceSecurityGroupIds", [])],
+     "new-api:redis.aws.sourceSecurityGroupIds"),
+    ("security-group-not-an-id", "prod", [("database.aws.sourceSecurityGroupIds", ["10.0.0.0/16"])],
+     "new-api:database.aws.sourceSecurityGroupIds[0] = \"10.0.0.0/16\""),
+    ("rds-without-ca-bundle", "prod", [("database.aws.caBundle", DELETE)], "new-api:database.aws.caBundle = (unset): is required"),
+    ("rds-ca-bundle-two-sources", "prod", [("database.aws.caBundle.path", TEST_CA_PATH)],
+     "new-api:database.aws.caBundle.path"),
+    ("rds-ca-bundle-missing-file", "prod", [("database.aws.caBundle", {"path": "certs/nowhere.pem"})],
+     "new-api:database.aws.caBundle.path = \"certs/nowhere.pem\": cannot be read"),
+    ("rds-ca-bundle-not-a-certificate", "prod", [("database.aws.caBundle", {"path": "Pulumi.yaml"})],
+     "new-api:database.aws.caBundle.path"),
+    ("master-is-the-app-role", "prod", [("database.aws.masterUsername", "newapi")],
+     "new-api:database.aws.masterUsername = \"newapi\": must differ from database.username"),
     ("single-subnet", "prod", [("redis.aws.subnetIds", ["subnet-0aaa1111bbb222333"])], "new-api:redis.aws.subnetIds"),
     ("bad-vpc-id", "prod", [("database.aws.vpcId", "vpc-xyz")], "new-api:database.aws.vpcId"),
     ("bad-backup-schedule", "dev", [("backup.schedule", "daily")], "new-api:backup.schedule = \"daily\""),
@@ -48,7 +64,7 @@ def test_bad_datastore_config_names_the_file_and_key_and_creates_nothing(stack, 
 
 def test_aws_backends_in_dev_are_valid_with_network_settings():
     result = mockrt.run_stack("dev", overrides=override(
-        "dev", ("database.backend", "aws"), ("database.aws", AWS_NET), ("redis.backend", "aws"),
+        "dev", ("database.backend", "aws"), ("database.aws", RDS_NET), ("redis.backend", "aws"),
         ("redis.aws", AWS_NET), ("backup.s3", S3)))
     assert result.error is None, result.error
     assert {r.type for r in result.registrations} >= {"aws:rds/instance:Instance",

@@ -29,7 +29,8 @@ def _component(backend: str):
         "cloudnative-pg": {"cloudnative_pg": {"backup_bucket": "b", "backup_role_arn":
                                               "arn:aws:iam::123456789012:role/r"}},
         "aws": {"aws": {"vpc_id": AWS_NET["vpcId"], "subnet_ids": AWS_NET["subnetIds"],
-                        "vpc_cidr": "10.0.0.0/16", "allowed_cidrs": ["10.0.0.0/16"]}},
+                        "vpc_cidr": "10.0.0.0/16", "source_security_group_ids": AWS_NET["sourceSecurityGroupIds"],
+                        "ca_bundle_config_map": {"name": "rds-ca", "key": "ca.pem"}}},
     }[backend]
     return lambda: pg.Postgres("db", {"backend": backend, "namespace": "new-api", "password": "pw0123456789",
                                       **extra})
@@ -51,12 +52,12 @@ def test_password_and_dsn_outputs_are_secret(backend):
 def test_dsn_is_a_postgresql_url_matching_the_other_outputs(backend):
     out = {k: v for k, (v, _) in outputs_of(_component(backend), SHAPE).items()}
     assert out["dsn"] == (f"postgresql://newapi:pw0123456789@{out['host']}:5432/newapi"
-                          f"?sslmode={out['sslmode']}")
+                          f"?{pg.ssl_query(out['sslmode'])}")
 
 
-def test_sslmode_is_disable_only_in_cluster_and_require_with_tls():
+def test_sslmode_is_disable_only_in_cluster_and_verify_full_on_rds():
     modes = {b: outputs_of(_component(b), ["sslmode"])["sslmode"][0] for b in pg.BACKENDS}
-    assert modes == {"kubernetes": "disable", "cloudnative-pg": "require", "aws": "require"}
+    assert modes == {"kubernetes": "disable", "cloudnative-pg": "require", "aws": "verify-full"}
 
 
 def test_connection_shape_is_identical_across_backends():
@@ -101,7 +102,8 @@ def test_app_secret_holds_the_postgres_component_dsn(dev):
 
 def test_prod_app_dsn_points_at_rds_with_tls(prod):
     data = secret_value(prod.get("kubernetes:core/v1:Secret", "new-api-env").inputs["stringData"])
-    assert data["SQL_DSN"].endswith("@new-api-postgres-primary.mock.internal:5432/newapi?sslmode=require")
+    assert data["SQL_DSN"].endswith("@new-api-postgres-primary.mock.internal:5432/newapi"
+                                    "?sslmode=verify-full&sslrootcert=/etc/new-api/db-ca/ca.pem")
 
 
 def test_app_egress_reaches_in_cluster_postgres_pods(dev):
@@ -151,14 +153,13 @@ def test_dev_postgres_is_laptop_sized(dev):
 
 
 def test_passwords_reach_postgres_only_through_secret_refs(dev):
-    env = env_map(container(_statefulset(dev), "postgres"))
-    for name in ("POSTGRES_PASSWORD", "APP_PASSWORD", "MONITOR_PASSWORD"):
+    env = {**env_map(container(_statefulset(dev), "postgres")), **env_map(container(_statefulset(dev), "roles"))}
+    for name in ("POSTGRES_PASSWORD", "APP_PASSWORD", "MONITOR_PASSWORD", "BACKUP_PASSWORD", "SUPERUSER_PASSWORD"):
         assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "new-api-postgres-credentials"
         assert "value" not in env[name]
     data = dev.k8s("ConfigMap", "new-api-postgres-config")["data"]
-    password = secret_value(dev.get("kubernetes:core/v1:Secret", "new-api-postgres-credentials")
-                            .inputs["stringData"])["password"]
-    assert all(password not in text for text in data.values())
+    secret = secret_value(dev.get("kubernetes:core/v1:Secret", "new-api-postgres-credentials").inputs["stringData"])
+    assert all(pw not in text for pw in secret.values() if pw != "newapi" for text in data.values())
 
 
 def test_exporter_sidecar_uses_the_pg_monitor_role(dev):
@@ -223,7 +224,7 @@ def test_app_role_owns_the_database_without_superuser(live_postgres):
 
 @needs_postgres
 def test_app_role_logs_in_over_tcp_with_scram_and_can_create_tables(live_postgres):
-    env = {"PGHOST": "127.0.0.1", "PGUSER": "newapi", "PGPASSWORD": "app-pass-1234"}
+    env = {"PGHOST": "127.0.0.1", "PGUSER": "newapi", "PGPASSWORD": "app-pass-1234", "PGSSLMODE": "require"}
     out = live_postgres.psql("CREATE TABLE probe(id int); DROP TABLE probe; SELECT current_user", db="newapi", **env)
     assert out == "newapi"
 
@@ -337,9 +338,11 @@ def test_rds_parameter_group_forces_tls_and_sizes_max_connections(prod):
     assert params["rds.force_ssl"] == "1" and params["max_connections"] == "200"
 
 
-def test_rds_security_group_admits_only_the_cluster_cidr(prod):
+def test_rds_security_group_admits_only_the_configured_security_groups(prod):
+    """Issue 13 item 6: the nodes' (or pods') security group from config, no address range."""
     sg = prod.get("aws:ec2/securityGroup:SecurityGroup", "new-api-postgres-sg").inputs
-    assert [(r["fromPort"], r["toPort"], r["cidrBlocks"]) for r in sg["ingress"]] == [(5432, 5432, ["10.0.0.0/16"])]
+    assert [(r["fromPort"], r["toPort"], r.get("securityGroups"), r.get("cidrBlocks")) for r in sg["ingress"]] == \
+        [(5432, 5432, ["sg-0123456789abcdef0"], None)]
     assert all(r["description"] for r in sg["ingress"]) and sg["egress"] == []
 
 

@@ -17,7 +17,8 @@ SHAPE = ["host", "port", "password", "tls", "url"]
 def _component(backend: str):
     extra = {"kubernetes": {"namespace": "new-api", "resources": {"memory_limit": "1536Mi"}},
              "aws": {"aws": {"vpc_id": AWS_NET["vpcId"], "subnet_ids": AWS_NET["subnetIds"],
-                             "vpc_cidr": "10.0.0.0/16", "allowed_cidrs": ["10.0.0.0/16"]}}}[backend]
+                             "vpc_cidr": "10.0.0.0/16",
+                             "source_security_group_ids": AWS_NET["sourceSecurityGroupIds"]}}}[backend]
     return lambda: rc.Redis("cache", {"backend": backend, "password": "pw0123456789abcdef", **extra})
 
 
@@ -178,9 +179,10 @@ def test_elasticache_keeps_snapshots_and_upgrades_minors(prod):
     assert rg["subnetGroupName"] and rg["finalSnapshotIdentifier"] == "new-api-redis-final"
 
 
-def test_elasticache_security_group_admits_only_the_cluster_cidr(prod):
+def test_elasticache_security_group_admits_only_the_configured_security_groups(prod):
     sg = prod.get("aws:ec2/securityGroup:SecurityGroup", "new-api-redis-sg").inputs
-    assert [(r["fromPort"], r["cidrBlocks"]) for r in sg["ingress"]] == [(6379, ["10.0.0.0/16"])]
+    assert [(r["fromPort"], r.get("securityGroups"), r.get("cidrBlocks")) for r in sg["ingress"]] == \
+        [(6379, ["sg-0123456789abcdef0"], None)]
     assert all(r["description"] for r in sg["ingress"])
 
 
