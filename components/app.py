@@ -153,7 +153,7 @@ class ApiServiceArgs(TypedDict, total=False):
     """SQL_DSN, a postgresql:// URL (secret)."""
     redis_url: Required[pulumi.Input[str]]
     """REDIS_CONN_STRING, redis:// or rediss:// (secret)."""
-    database_ca: dict[str, Any]
+    database_ca: postgres_base.CaBundleArgs
     """The CA bundle the SQL_DSN's ``sslrootcert`` names (``Postgres.ca_bundle``:
     ``{"config_map", "key"}``), mounted read-only where the DSN points (optional)."""
     session_secret: Required[pulumi.Input[str]]

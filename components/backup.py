@@ -323,7 +323,7 @@ class ConnectionArgs(TypedDict, total=False):
     """Its password (secret)."""
     sslmode: str
     """libpq sslmode (Postgres.sslmode); ``verify-full`` needs ``ca_bundle``."""
-    ca_bundle: dict
+    ca_bundle: postgres_base.CaBundleArgs
     """The CA bundle to verify the server with (``Postgres.ca_bundle``: ``{"config_map", "key"}``)."""
 
 

@@ -18,6 +18,7 @@ import pulumi
 
 from . import common, images, postgres_cnpg, postgres_incluster, postgres_rds
 from .app import EgressTargetArgs, ResourcesArgs
+from .postgres_base import ConfigMapKeyArgs
 from .postgres_base import (APP, BACKENDS, BACKUP_USER, COMPONENT, DATA_MOUNT, EXPORTER_PORT,  # noqa: F401
                             CA_FILE, INITDB_ARGS, MONITOR_USER, PGDATA, PORT, RESERVED_USERS, SUPERUSER, dsn,
                             pod_selector, server_parameters, ssl_query)
@@ -64,7 +65,7 @@ class PostgresAwsArgs(TypedDict, total=False):
     """RDS master user (default newapi_admin): only the roles bootstrap Job logs in as it."""
     ca_bundle_pem: str
     """The RDS CA bundle (PEM): the stack puts it in a ConfigMap every client mounts."""
-    ca_bundle_config_map: dict
+    ca_bundle_config_map: ConfigMapKeyArgs
     """Or an existing ConfigMap holding it: ``{"name": ..., "key": ...}``."""
     bootstrap_image: str
     """psql image of the roles bootstrap Job (default: ``image``)."""

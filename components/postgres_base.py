@@ -1,9 +1,26 @@
 """Facts shared by every backend of ``Postgres``: ports, role names, the seed's server
 parameters and the connection URL New API needs."""
 
+from typing import TypedDict
 from urllib.parse import quote
 
+import pulumi
+
 from . import common
+
+
+class CaBundleArgs(TypedDict, total=False):
+    config_map: pulumi.Input[str]
+    """Name of the ConfigMap holding the CA bundle."""
+    key: str
+    """Its key (mounted as ``CA_FILE``)."""
+
+
+class ConfigMapKeyArgs(TypedDict, total=False):
+    name: str
+    """Name of an existing ConfigMap."""
+    key: str
+    """The key holding the PEM."""
 
 BACKENDS = ("kubernetes", "cloudnative-pg", "aws")
 PORT = 5432

@@ -329,7 +329,7 @@ def test_rds_operability_settings(prod):
     assert rds["performanceInsightsEnabled"] and rds["performanceInsightsKmsKeyId"] == rds["kmsKeyId"]
     assert rds["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
     assert (rds["copyTagsToSnapshot"], rds["autoMinorVersionUpgrade"], rds["monitoringInterval"]) == (True, True, 60)
-    assert rds["username"] == "newapi" and secret_value(rds["password"])
+    assert rds["username"] == "newapi_admin" and secret_value(rds["password"])
 
 
 def test_rds_parameter_group_forces_tls_and_sizes_max_connections(prod):
