@@ -223,7 +223,8 @@ def test_rollout_stacks_pass_the_policy_pack(strategy):
 
     for stack_name in ("dev", "prod"):
         stack = run(stack_name, strategy)
-        report = newapi_policy.evaluate_stack(synth.inventory(stack.result), environment=stack_name)
+        report = newapi_policy.evaluate_stack(synth.inventory(stack.result), environment=stack_name,
+                                              config=synth.pack_config(stack_name))
         assert [v["message"] for v in report["violations"] if v["level"] == "mandatory"] == []
         assert report["checks_run"]["k8s-001-run-as-non-root"] > 0
 

@@ -38,7 +38,8 @@ def test_exposed_kibana_passes_the_policy_pack(exposed):
     sys.path.insert(0, str(mockrt.REPO / "policy"))
     import newapi_policy
 
-    report = newapi_policy.evaluate_stack(synth.inventory(exposed.result), environment="prod")
+    report = newapi_policy.evaluate_stack(synth.inventory(exposed.result), environment="prod",
+                                          config=synth.pack_config("prod"))
     assert [v["message"] for v in report["violations"] if v["level"] == "mandatory"] == []
 
 

@@ -238,7 +238,15 @@ def summary_text(stack: str, inv: list[dict], objects: list[dict], invalid: dict
 
 # --------------------------------------------------------------------------- policy
 
-def run_policies(inv: list[dict], environment: str, outputs: Optional[dict] = None) -> Optional[dict]:
+def pack_config(stack: str) -> dict:
+    """``policy/config/<stack>.json``: the pack config the workflows pass as
+    ``--policy-pack-config`` (environment, allowed exemptions); {} for a stack without one."""
+    path = REPO / "policy" / "config" / f"{stack}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_policies(inv: list[dict], environment: str, outputs: Optional[dict] = None,
+                 config: Optional[dict] = None) -> Optional[dict]:
     """Run the CrossGuard pack of ``policy/`` over the inventory (None if the pack is absent)."""
     pack_dir = REPO / "policy"
     if not (pack_dir / "newapi_policy" / "__init__.py").exists():
@@ -247,7 +255,7 @@ def run_policies(inv: list[dict], environment: str, outputs: Optional[dict] = No
         sys.path.insert(0, str(pack_dir))
     import newapi_policy
 
-    return newapi_policy.evaluate_stack(inv, environment=environment, outputs=outputs)
+    return newapi_policy.evaluate_stack(inv, environment=environment, outputs=outputs, config=config)
 
 
 def policy_markdown(report: dict) -> str:
@@ -345,7 +353,7 @@ def synth(stack: str, out_root: Path, with_policy: bool = True) -> tuple[int, st
     _write(out / "resources.json", json.dumps(inv, indent=2, sort_keys=True) + "\n")
     outputs = {k: (mockrt.REDACTED if secret else clean(v)) for k, (v, secret) in sorted(result.stack_outputs.items())}
     _write(out / "outputs.json", json.dumps(outputs, indent=2, sort_keys=True) + "\n")
-    report = run_policies(inv, stack_environment(stack), outputs) if with_policy else None
+    report = run_policies(inv, stack_environment(stack), outputs, pack_config(stack)) if with_policy else None
     if report is not None:
         _write(out / "policy-report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
         _write(out / "policy-report.md", policy_markdown(report))

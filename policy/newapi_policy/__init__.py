@@ -12,8 +12,9 @@ where dev.json = `settings.pack_config_file([p.name for p in POLICIES], "dev")`;
 policy's level is overridden the standard way (`{"k8s-019-spread-replicas": "disabled"}`).
 
 Exemptions: `policy.new-api.io/exempt-controls: "K8S-009,K8S-010"` and
-`policy.new-api.io/exempt-reason: "<why>"` on the object or its pod template; see
-exemptions.py. Other annotations the pack reads: `policy.new-api.io/backup-of` (STK-003),
+`policy.new-api.io/exempt-reason: "<why>"` on the object or its pod template, honoured only
+when the pack config's `allowedExemptions` lists that control for that object and the control
+is waivable (exemptions.NON_WAIVABLE); see exemptions.py. Other annotations the pack reads: `policy.new-api.io/backup-of` (STK-003),
 `policy.new-api.io/monitored-by` (STK-004), `policy.new-api.io/allow-load-balancer`
 (K8S-021), `policy.new-api.io/pod-security-reason` (K8S-025 baseline).
 """

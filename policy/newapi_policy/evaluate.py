@@ -134,7 +134,8 @@ def evaluate_stack(resources: List[Dict[str, Any]], *, environment: str = "prod"
         COLLECTOR.reset(token)
 
     violations.sort(key=lambda v: (v["control"], v["urn"], v["policy"], v["message"]))
-    exemptions = _exemptions(resources, collector)
+    exemptions = _exemptions(resources, collector,
+                             settings_from({**shared, **per_policy.get("pol-001-exemption-annotations", {})}))
     checks = {p.name: collector.ran.get(p.name, 0) for p in policies}
     if policies is POLICIES:
         checks["stk-002-credentials-secret"] = collector.ran.get("stk-002-credentials-secret", 0)
@@ -156,7 +157,8 @@ def _level_of(name: str, levels: Dict[str, str]) -> str:
     return levels.get(name, levels.get("all", BY_POLICY[name].level))
 
 
-def _exemptions(resources: List[Dict[str, Any]], collector: Collector) -> List[Dict[str, Any]]:
+def _exemptions(resources: List[Dict[str, Any]], collector: Collector, settings) -> List[Dict[str, Any]]:
+    """Every declared exemption: what it suppressed, and which ids are not honoured and why."""
     used = Counter((s["urn"], s["control"]) for s in collector.suppressed)
     out = []
     for r in resources:
@@ -172,5 +174,6 @@ def _exemptions(resources: List[Dict[str, Any]], collector: Collector) -> List[D
         if ex.controls:
             out.append({"urn": r["urn"], "resource": r.get("name", ""), "object": res.display,
                         "controls": list(ex.controls), "reason": ex.reason,
-                        "suppressed": {c: used.get((r["urn"], c), 0) for c in ex.controls}})
+                        "suppressed": {c: used.get((r["urn"], c), 0) for c in ex.controls},
+                        "refused": {c: why for c in ex.controls if (why := res.exemption_refusal(c, settings))}})
     return sorted(out, key=lambda e: e["urn"])

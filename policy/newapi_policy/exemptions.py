@@ -1,7 +1,10 @@
 """Exemptions (contract 2): `policy.new-api.io/exempt-controls: "K8S-009,K8S-010"` plus
 `policy.new-api.io/exempt-reason: "<one-line justification>"` on an object's metadata or its
-pod template's metadata. Honoured only for known ids and only with a non-empty reason;
-anything else is reported by POL-001 and honours nothing it could not verify."""
+pod template's metadata. A resource cannot waive a control on its own word (issue 13.10): an
+exemption is honoured only for a known, waivable id, with a non-empty reason, AND when the
+pack's per-stack config allows that control for that object (`allowedExemptions`:
+`{"K8S-009": ["DaemonSet node-agents/node-exporter"]}`, policy/config/<stack>.json written by
+tools/policy_config.py). Anything else is reported by POL-001 and honours nothing."""
 from __future__ import annotations
 
 import re
@@ -12,6 +15,23 @@ from typing import List, Tuple
 from .controls import CONTROL_IDS
 
 EXEMPT_CONTROLS = "policy.new-api.io/exempt-controls"
+#: Controls no annotation and no config can waive: each guards a boundary that, once open,
+#: voids the others, and no workload of this stack (node agents included) needs it open.
+NON_WAIVABLE = {
+    "K8S-001": "root in a container is root on the node after an escape; every workload here, "
+               "node agents included, runs as a non-root UID",
+    "K8S-005": "privilege escalation (setuid binaries, file capabilities) turns any non-root "
+               "process into root",
+    "K8S-008": "a privileged container has every capability and every host device: all other "
+               "container controls stop meaning anything",
+    "K8S-016": "a credential written into a manifest lands in the state, the synth output and Git",
+    "K8S-027": "wildcard RBAC or a cluster-admin binding grants every current and future permission",
+    "K8S-043": "ingress-nginx snippets run arbitrary configuration in the controller, which can "
+               "read every Secret it serves (CVE-2021-25742)",
+    "K8S-048": "escalate/bind/impersonate, exec/attach/proxy and cluster-wide Secret reads are "
+               "paths to cluster-admin",
+    "POL-001": "the exemption rules themselves: waiving them would make every waiver unchecked",
+}
 EXEMPT_REASON = "policy.new-api.io/exempt-reason"
 
 
@@ -24,6 +44,17 @@ class Exemption:
     controls: Tuple[str, ...]
     reason: str
     problems: Tuple[str, ...]  # why (part of) the annotation is not honoured
+
+
+def refusal(control_id: str, display: str, allowed: Mapping) -> str:
+    """Why an exemption of `control_id` declared on `display` ("Kind ns/name") is not honoured,
+    or "" when it is allowed (`allowed`: the config's allowedExemptions)."""
+    if control_id in NON_WAIVABLE:
+        return f"{control_id} can never be waived ({NON_WAIVABLE[control_id]})"
+    if display not in tuple(allowed.get(control_id, ())):
+        return (f"the pack config does not allow waiving {control_id} for {display} "
+                f"(allowedExemptions[{control_id!r}] in policy/config/<stack>.json, tools/policy_config.py)")
+    return ""
 
 
 def parse_exemption(sources: List[Mapping]) -> Exemption:

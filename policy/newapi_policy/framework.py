@@ -23,7 +23,7 @@ from pulumi_policy import (EnforcementLevel, ResourceValidationPolicy, StackVali
 from pulumi_policy.proxy import UnknownValueError
 
 from .controls import BY_POLICY, Control
-from .exemptions import EXEMPT_CONTROLS, EXEMPT_REASON, Exemption, parse_exemption  # noqa: F401 (re-exported)
+from .exemptions import EXEMPT_CONTROLS, EXEMPT_REASON, Exemption, parse_exemption, refusal  # noqa: F401 (re-exported)
 from .settings import CONFIG_SCHEMA, Settings, settings_from
 
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
@@ -205,11 +205,19 @@ class Res:
                 sources.append(a)
         return sources
 
-    def exempts(self, control_id: str) -> bool:
+    def exempts(self, control_id: str, settings: Settings) -> bool:
+        """The object declares a reasoned exemption from `control_id` AND the pack config allows
+        it for this object (and the control is waivable)."""
+        return self.exemption_refusal(control_id, settings) == ""
+
+    def exemption_refusal(self, control_id: str, settings: Settings) -> Optional[str]:
+        """None: no exemption declared; "": honoured; otherwise why it is not honoured."""
         try:
-            return control_id in self.exemption().controls
+            if control_id not in self.exemption().controls:
+                return None
+            return refusal(control_id, self.display, settings.allowed_exemptions)
         except UnknownValueError:
-            return False
+            return None
 
 
 # --------------------------------------------------------------------------- run-time collector
@@ -262,7 +270,7 @@ class Ctx:
                exemptable: bool = True) -> None:
         target = res or self.res
         msg = f"[{self.control.id}] {what}: {fix or self.control.remediation}"
-        if exemptable and target is not None and target.exempts(self.control.id):
+        if exemptable and target is not None and target.exempts(self.control.id, self.settings):
             col = COLLECTOR.get()
             if col is not None:
                 col.suppressed.append({"control": self.control.id, "policy": self.policy_name,

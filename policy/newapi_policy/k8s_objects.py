@@ -62,6 +62,13 @@ def _exemption_hygiene(ctx, res):
         ctx.report(f"the {EXEMPT_CONTROLS} annotation on {res.display} {p}",
                    f"name only known ids (e.g. K8S-010) and set {EXEMPT_REASON} to a one-line justification",
                    exemptable=False)
+    for control_id in ex.controls:
+        why = res.exemption_refusal(control_id, ctx.settings)
+        if why:
+            ctx.report(f"the {EXEMPT_CONTROLS} annotation on {res.display} is not honoured: {why}",
+                       "remove the id from the annotation and fix the finding, or (if it is waivable) allow "
+                       f"\"{res.display}\" under allowedExemptions.{control_id} in tools/policy_config.py "
+                       "and regenerate policy/config/<stack>.json", exemptable=False)
 
 
 # --------------------------------------------------------------------------- Namespace

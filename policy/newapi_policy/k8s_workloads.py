@@ -226,7 +226,7 @@ def _host_path(ctx, res, pod):
             name = get(v, "name", default="?")
             path = get(v, "hostPath", "path", default="?")
             writable = [c.name for c, m in pod.mounts_of(name) if not truthy(get(m, "readOnly"))]
-            if writable and res.exempts("K8S-010"):
+            if writable and res.exempts("K8S-010", ctx.settings):
                 ctx.report(f'hostPath volume "{name}" ({path}) in {res.display} is mounted writable by '
                            f'{", ".join(writable)} although the K8S-010 exemption covers read-only access only',
                            "set readOnly: true on every volumeMount of the hostPath volume", exemptable=False)
@@ -523,7 +523,7 @@ def _volume_types(ctx, res, pod):
     for v in pod.volumes():
         with ctx.field():
             kinds = [k for k in v if k != "name"]
-            bad = [k for k in kinds if k not in SAFE_VOLUMES and not (k == "hostPath" and res.exempts("K8S-010"))]
+            bad = [k for k in kinds if k not in SAFE_VOLUMES and not (k == "hostPath" and res.exempts("K8S-010", ctx.settings))]
             for k in bad:
                 ctx.report(f'{res.display} uses a {k} volume "{get(v, "name", default="?")}"')
 

@@ -40,7 +40,9 @@ def render_markdown(report: Dict[str, Any]) -> str:
         lines += ["None.", ""]
     else:
         lines += ["| object | controls | reason | findings suppressed |", "|---|---|---|---|"]
-        lines += [f"| {_cell(e['object'])} | {', '.join(e['controls'])} | {_cell(e['reason'])} | "
+        lines += [f"| {_cell(e['object'])} | "
+                  f"{', '.join(c + (' (not honoured)' if c in e.get('refused', {}) else '') for c in e['controls'])} | "
+                  f"{_cell(e['reason'])} | "
                   f"{sum(e['suppressed'].values())} |" for e in report["exemptions"]]
         lines.append("")
     if report.get("unknowns"):

@@ -7,10 +7,13 @@ are overridden the standard way: `{"all": "advisory"}` or `{"<policy-name>": "di
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from pulumi_policy import PolicyConfigSchema
+
+from .controls import CONTROL_IDS
+from .exemptions import NON_WAIVABLE
 
 #: Registries the stack's images come from. Docker Hub short names are namespaces
 #: ("calciumion" = docker.io/calciumion/*) or official images ("postgres" =
@@ -34,6 +37,8 @@ class Settings:
     min_prod_replicas: int = 2
     min_backup_retention_days: int = 7
     production_issuers: Tuple[str, ...] = DEFAULT_PRODUCTION_ISSUERS
+    #: control id -> objects ("Kind namespace/name") allowed to waive it; empty: none may.
+    allowed_exemptions: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def prod(self) -> bool:
@@ -60,6 +65,10 @@ CONFIG_SCHEMA = PolicyConfigSchema(properties={
     "productionIssuers": {"type": "array", "items": {"type": "string"},
                           "default": list(DEFAULT_PRODUCTION_ISSUERS),
                           "description": "K8S-045 cert-manager issuers allowed in prod"},
+    "allowedExemptions": {"type": "object", "default": {},
+                          "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                          "description": "control id -> objects (\"Kind namespace/name\") whose exemption "
+                                         "annotation for that control is honoured; nothing else is"},
 })
 
 
@@ -69,7 +78,15 @@ def settings_from(config: Optional[Mapping[str, Any]]) -> Settings:
     env = cfg.get("environment", "prod")
     if env not in ("dev", "prod"):
         raise ValueError(f"policy config environment: {env!r} is not one of 'dev', 'prod'")
+    allowed = cfg.get("allowedExemptions", {}) or {}
+    if not isinstance(allowed, Mapping):
+        raise ValueError(f"policy config allowedExemptions: {allowed!r} is not an object of control id -> objects")
+    problems = [f"{k!r} is not a control id" for k in allowed if k not in CONTROL_IDS]
+    problems += [f"{k} can never be waived: remove it" for k in allowed if k in NON_WAIVABLE]
+    if problems:
+        raise ValueError("policy config allowedExemptions: " + "; ".join(problems))
     return Settings(
+        allowed_exemptions={k: tuple(v) for k, v in allowed.items()},
         environment=env,
         allowed_registries=tuple(cfg.get("allowedRegistries", DEFAULT_ALLOWED_REGISTRIES)),
         min_prod_replicas=int(cfg.get("minProdReplicas", 2)),

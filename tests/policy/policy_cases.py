@@ -315,6 +315,12 @@ add("pol-001-exemption-annotations", "Deployment", "object", ("metadata", "annot
     "names unknown control id(s) K8S-999")
 add("pol-001-exemption-annotations", "DaemonSet", "template", ("metadata", "annotations"),
     {"policy.new-api.io/exempt-controls": "K8S-009"}, "has no policy.new-api.io/exempt-reason justification")
+add("pol-001-exemption-annotations", "DaemonSet", "template", ("metadata", "annotations"),
+    {"policy.new-api.io/exempt-controls": "K8S-009", "policy.new-api.io/exempt-reason": "reads host metrics"},
+    "the pack config does not allow waiving K8S-009 for DaemonSet", label="-not-allowed")
+add("pol-001-exemption-annotations", "Deployment", "object", ("metadata", "annotations"),
+    {"policy.new-api.io/exempt-controls": "K8S-008", "policy.new-api.io/exempt-reason": "needs the GPU"},
+    "K8S-008 can never be waived", label="-non-waivable")
 
 # --------------------------------------------------------------------------- AWS resources
 add("aws-001-rds-encrypted", "Rds", "object", ("storageEncrypted",), False, "stores data unencrypted")

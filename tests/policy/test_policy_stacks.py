@@ -28,7 +28,8 @@ def synthesize(stack):
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def stack_report(request):
     resources, outputs, environment = synthesize(request.param)
-    return request.param, evaluate_stack(resources, environment=environment, outputs=outputs)
+    return request.param, evaluate_stack(resources, environment=environment, outputs=outputs,
+                                         config=synth.pack_config(request.param))
 
 
 def test_pack_runs_cleanly_over_the_stack(stack_report):
@@ -53,7 +54,7 @@ def test_stack_exemptions_are_justified(stack_report):
 
 def _prod_mandatory_ids():
     resources, outputs, environment = synthesize("prod")
-    report = evaluate_stack(resources, environment=environment, outputs=outputs)
+    report = evaluate_stack(resources, environment=environment, outputs=outputs, config=synth.pack_config("prod"))
     return {v["control"] for v in report["violations"] if v["level"] == "mandatory"}
 
 
