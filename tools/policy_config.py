@@ -34,7 +34,9 @@ _COMMON = {
     "K8S-023": ["Deployment new-api/new-api-master"],
     "K8S-034": ["Deployment new-api/new-api-master",
                 # the Rollout's pod template when delivery is canary or blue-green
-                "Deployment new-api/new-api"],
+                "Deployment new-api/new-api",
+                # one postgres_exporter per RDS endpoint (aws backend): a second would double every series
+                "Deployment new-api/new-api-postgres-exporter"],
     # NetworkPolicies selecting pods that controllers create later (ACME solver, CloudNativePG)
     "K8S-040": ["NetworkPolicy new-api/new-api-acme-solver", "NetworkPolicy logging/kibana-acme-solver",
                 "NetworkPolicy new-api/new-api-postgres"],
