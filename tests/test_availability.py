@@ -27,6 +27,7 @@ def test_the_master_recreate_is_a_declared_exception(stack):
 
 
 def test_every_deployment_drains_before_sigterm(stack):
+    assert stack.k8s_all("Deployment")
     for dep in stack.k8s_all("Deployment"):
         pod = pod_spec(dep)
         assert pod["terminationGracePeriodSeconds"] >= 30, dep["metadata"]["name"]

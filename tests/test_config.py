@@ -106,6 +106,26 @@ def test_every_problem_is_reported_at_once():
     assert "new-api:app.image" in message and "new-api:domain" in message
 
 
+def _budget(max_connections: int):
+    """dev with maxReplicas 5: a rolling update's maxSurge 25 % rounds up (Kubernetes rounds
+    maxSurge percentages up: apps/v1 DeploymentStrategy docs), so 5 + ceil(1.25) = 7 serving
+    pods + 1 master, x maxOpenConns 10 + reservedConnections 20 = 100 connections."""
+    return mockrt.run_stack("dev", override("dev", ("app.autoscaling.maxReplicas", 5),
+                                            ("database.maxConnections", max_connections)))
+
+
+def test_connection_budget_that_fits_the_rolling_surge_exactly_is_accepted():
+    assert _budget(100).error is None
+
+
+def test_connection_budget_one_short_of_the_rolling_surge_is_refused():
+    """Without the surge (5 pods: 80) or with it rounded down (6 pods: 90), 99 would fit."""
+    message = str(_budget(99).error)
+    assert ("new-api:app.pool.maxOpenConns = 10: (7 serving pods at app.autoscaling.maxReplicas 5 plus the "
+            "rolling update's 25 % surge + 1 master) x 10 + database.reservedConnections 20 = 100 exceeds "
+            "database.maxConnections (99)") in message, message
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_committed_stack_files_are_valid(stack):
     assert mockrt.run_stack(stack).error is None

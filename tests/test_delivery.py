@@ -69,11 +69,33 @@ def test_canary_analysis_starts_at_step_two_on_the_canarys_traffic(canary):
         assert 'canary="new-api-new-api-canary-80"' in query
 
 
-def test_both_services_select_the_serving_pods(canary):
-    pods = canary.k8s("Deployment", "new-api")["spec"]["template"]["metadata"]["labels"]
-    for name in ("new-api", "new-api-canary"):
-        selector = canary.k8s("Service", name)["spec"]["selector"]
-        assert all(pods[k] == v for k, v in selector.items())
+def _pod_templates(stack: Stack, namespace: str) -> dict:
+    """Every pod template in a namespace, by "Kind/name" (what a Service selector can match)."""
+    out = {}
+    for kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"):
+        for obj in stack.k8s_all(kind):
+            if obj["metadata"].get("namespace") == namespace:
+                spec = obj["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else obj["spec"]
+                out[f"{kind}/{obj['metadata']['name']}"] = spec["template"]["metadata"].get("labels", {})
+    return out
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    """A Service's spec.selector matches pods carrying every pair (core/v1 ServiceSpec); an
+    empty selector selects nothing automatically, so the Service would have no endpoints."""
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("service", ["new-api", "new-api-canary"])
+def test_service_selects_exactly_the_serving_pods(canary, service):
+    """The canary Service and the stable one select the serving pods (the Rollout adds its
+    pod-template-hash to each) and none of the master's or the jobs' pods."""
+    svc = canary.k8s("Service", service)
+    selector = svc["spec"]["selector"]
+    assert selector, f"Service {service} has an empty selector"
+    selected = {name for name, labels in _pod_templates(canary, svc["metadata"]["namespace"]).items()
+                if _selects(selector, labels)}
+    assert selected == {"Deployment/new-api"}, selected
 
 
 def test_hpa_and_pdb_follow_the_rollout(canary):
@@ -95,7 +117,17 @@ def test_rollout_takes_its_pods_from_the_deployment_and_scales_it_down_progressi
 
 # ----------------------------------------------------------------------------- analyses
 
+def _prometheus_metrics(stack: Stack) -> list:
+    """(template name, metric) of every Prometheus-backed analysis metric; never empty for
+    a canary stack, so the loops below cannot pass by checking nothing."""
+    found = [(name, m) for name, spec in templates(stack).items() for m in spec["metrics"]
+             if "prometheus" in m["provider"]]
+    assert {name for name, _ in found} == {"new-api-success-rate", "new-api-latency"}, found
+    return found
+
+
 def test_analyses_query_the_stacks_prometheus(canary):
+    assert _prometheus_metrics(canary)
     for spec in templates(canary).values():
         for metric in spec["metrics"]:
             if "prometheus" in metric["provider"]:
@@ -103,6 +135,7 @@ def test_analyses_query_the_stacks_prometheus(canary):
 
 
 def test_analyses_can_fail(canary):
+    assert _prometheus_metrics(canary)
     for name, spec in templates(canary).items():
         for metric in spec["metrics"]:
             assert metric["failureLimit"] < metric["count"], name
@@ -139,6 +172,7 @@ def _metric_names(query: str) -> set:
 
 def test_analyses_use_only_metrics_the_stack_collects(canary):
     collected = monitoring_config.EXPORTER_METRICS["ingress-nginx"]
+    assert _prometheus_metrics(canary)
     for spec in templates(canary).values():
         for metric in spec["metrics"]:
             if "prometheus" in metric["provider"]:
@@ -155,6 +189,7 @@ def test_analysis_queries_are_valid_promql(tmp_path, canary):
                 query = (metric["provider"]["prometheus"]["query"]
                          .replace("{{args.namespace}}", "new-api").replace("{{args.service}}", "new-api-canary"))
                 rules.append({"record": f"analysis:{name.replace('-', '_')}", "expr": query})
+    assert len(rules) == len(_prometheus_metrics(canary))
     path = tmp_path / "analysis.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}))
     proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
@@ -167,8 +202,11 @@ def test_blue_green_waits_for_a_human_and_keeps_the_old_pods_briefly(bluegreen):
     bg = rollout(bluegreen)["spec"]["strategy"]["blueGreen"]
     assert bg["autoPromotionEnabled"] is False and bg["scaleDownDelaySeconds"] == 30
     assert (bg["activeService"], bg["previewService"]) == ("new-api", "new-api-preview")
-    assert bluegreen.k8s("Service", "new-api-preview")["spec"]["selector"] == \
-        bluegreen.k8s("Service", "new-api")["spec"]["selector"]
+    preview = bluegreen.k8s("Service", "new-api-preview")
+    assert preview["spec"]["selector"] == bluegreen.k8s("Service", "new-api")["spec"]["selector"]
+    selected = {name for name, labels in _pod_templates(bluegreen, preview["metadata"]["namespace"]).items()
+                if _selects(preview["spec"]["selector"], labels)}
+    assert selected == {"Deployment/new-api"}, selected
 
 
 def test_blue_green_checks_the_preview_pods_before_and_traffic_after_promotion(bluegreen):
@@ -210,6 +248,7 @@ def test_switching_strategy_replaces_nothing_that_runs(prod, canary):
 def test_rollout_objects_are_schema_valid(strategy):
     stack = run("dev", strategy)
     for kind in ("Rollout", "AnalysisTemplate"):
+        assert stack.k8s_all(kind), f"{strategy} renders no {kind}"
         for obj in stack.k8s_all(kind):
             assert synth.validate_manifest(obj) is None, obj["metadata"]["name"]
 
@@ -252,9 +291,34 @@ def test_component_needs_a_prometheus_for_analysis():
 
     result = mockrt.run(lambda: ApiService("api", {**GOOD_APP, "strategy": "canary"}))
     assert "prometheus_url: is required with strategy 'canary'" in str(result.error)
-    bad = mockrt.run(lambda: ApiService("api", {**GOOD_APP, "strategy": "canary", "prometheus_url": "http://p:9090",
-                                                 "delivery": {"analysis_failure_limit": 9}}))
-    assert "delivery.analysis_failure_limit: 9 must be below analysis_count 5" in str(bad.error)
+
+
+def _canary_component(**delivery):
+    from test_components import GOOD_APP
+    from components import ApiService
+
+    return mockrt.run(lambda: ApiService("api", {**GOOD_APP, "strategy": "canary", "prometheus_url": "http://p:9090",
+                                                 "delivery": delivery}))
+
+
+@pytest.mark.parametrize("limit", [5, 9, -1])
+def test_component_refuses_an_analysis_that_cannot_fail(limit):
+    """Argo fails a measurement run when failures exceed failureLimit, so failureLimit >=
+    count can never fail (argoproj/argo-rollouts docs, features/analysis.md "failureLimit");
+    the boundary is failureLimit == count."""
+    bad = _canary_component(analysis_count=5, analysis_failure_limit=limit)
+    assert f"delivery.analysis_failure_limit: {limit} must be below analysis_count 5" in str(bad.error)
+    assert [r.type for r in bad.registrations] == ["new-api:index:ApiService"], "no child before the check"
+
+
+@pytest.mark.parametrize("limit", [0, 4])
+def test_component_accepts_failure_limits_that_can_still_fail(limit):
+    """0 (the first failure aborts) up to count - 1."""
+    good = _canary_component(analysis_count=5, analysis_failure_limit=limit)
+    assert good.error is None, good.error
+    limits = {m["failureLimit"] for t in Stack(good).k8s_all("AnalysisTemplate") for m in t["spec"]["metrics"]
+              if "prometheus" in m["provider"]}
+    assert limits == {limit}
 
 
 def test_the_rollouts_controller_may_query_prometheus(canary, prod):

@@ -41,6 +41,7 @@ def test_exported_admin_password_is_secret(stack):
 
 
 def test_kubernetes_secrets_receive_credentials_as_secrets(stack):
+    assert stack.of_type("kubernetes:core/v1:Secret")
     for reg in stack.of_type("kubernetes:core/v1:Secret"):
         assert mockrt.is_secret_envelope(reg.inputs["stringData"]), reg.name
 
@@ -49,12 +50,14 @@ def test_no_generated_value_appears_in_plaintext_anywhere(stack):
     inventory = json.dumps(synth.inventory(stack.result))
     manifests = json.dumps([synth.manifest(r.inputs) for r in stack.registrations if synth.is_kubernetes_object(r)])
     outputs = json.dumps({k: (mockrt.REDACTED if s else v) for k, (v, s) in stack.result.stack_outputs.items()})
+    assert generated_values(stack)
     for value in generated_values(stack):
         for text in (inventory, manifests, outputs):
             assert value not in text
 
 
 def test_no_configmap_carries_a_credential(stack):
+    assert stack.k8s_all("ConfigMap")
     for cm in stack.k8s_all("ConfigMap"):
         for key, value in (cm.get("data") or {}).items():
             assert not any(s in key.upper() for s in ("PASSWORD", "SECRET", "TOKEN", "DSN", "CONN_STRING")), key
@@ -62,6 +65,7 @@ def test_no_configmap_carries_a_credential(stack):
 
 
 def test_every_ingress_host_is_covered_by_tls_with_a_redirect(stack):
+    assert stack.k8s_all("Ingress")
     for ing in stack.k8s_all("Ingress"):
         hosts = {r["host"] for r in ing["spec"]["rules"]}
         tls_hosts = {h for t in ing["spec"]["tls"] for h in t["hosts"]}

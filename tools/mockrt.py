@@ -72,15 +72,17 @@ class StackMocks(pulumi.runtime.Mocks):
             outputs["hex"] = _fake_secret(args.name + "-id", int(args.inputs.get("byteLength", 8)) * 2)
         elif typ.startswith("aws:"):
             short = typ.split(":")[-1].lower()
+            if typ == "aws:s3/bucket:Bucket":
+                # The engine auto-names a bucket without `bucket` (name + random suffix); its
+                # ARN is arn:aws:s3:::<bucket> (no region or account), which policies match on.
+                outputs.setdefault("bucket", f"{args.name}-0123abcd")
+                outputs.setdefault("arn", f"arn:aws:s3:::{outputs['bucket']}")
             outputs.setdefault("arn", f"arn:aws:mock:::{short}/{args.name}")
             outputs.setdefault("address", f"{args.name}.mock.internal")
             outputs.setdefault("endpoint", f"{args.name}.mock.internal:5432")
             outputs.setdefault("primaryEndpointAddress", f"{args.name}.mock.internal")
             outputs.setdefault("readerEndpointAddress", f"{args.name}-ro.mock.internal")
             outputs.setdefault("keyId", f"{args.name}-key-id")
-            if typ == "aws:s3/bucket:Bucket":
-                # The engine auto-names a bucket without `bucket` (name + random suffix).
-                outputs.setdefault("bucket", f"{args.name}-0123abcd")
             # Auto-named resources (role, subnet group, parameter group...) get a name.
             outputs.setdefault("name", f"{args.name}-0123abcd")
         return f"{args.name}-id", outputs

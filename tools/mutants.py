@@ -27,6 +27,7 @@ import copy
 import difflib
 import os
 import queue
+import shlex
 import shutil
 import subprocess
 import sys
@@ -367,7 +368,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not mutants:
         print(f"mutants: nothing to mutate in {target} with these filters")
         return 1
-    return run(root, target, args.tests, mutants, args.jobs, args.timeout, args.pytest_args.split())
+    return run(root, target, args.tests, mutants, args.jobs, args.timeout, shlex.split(args.pytest_args))
 
 
 if __name__ == "__main__":

@@ -424,9 +424,28 @@ def _s3_lifecycle(ctx, stack):
                            f"expire after at least {floor} days", res=b)
 
 
-def _denies_plain_http(doc: Any) -> bool:
+def _covers_bucket_and_objects(resources: list, bucket: Any) -> bool:
+    """Both the bucket ARN and its objects (``arn:...:s3:::name`` and ``.../*``): a Deny on
+    only one of them leaves the other reachable over HTTP. With the name unknown (auto-named
+    bucket) any such pair counts."""
+    arns = {str(r) for r in resources if ":s3:::" in str(r)}
+    if isinstance(bucket, str) and bucket:
+        arns = {a for a in arns if a.split(":s3:::", 1)[1].split("/", 1)[0] == bucket}
+    return any(f"{a}/*" in arns for a in arns if "/" not in a.split(":s3:::", 1)[1])
+
+
+def _denies_plain_http(doc: Any, bucket: Any = None) -> bool:
+    """A statement that denies every principal every S3 action on the bucket and its objects
+    when ``aws:SecureTransport`` is false (AWS: "Enforce encryption of data in transit", S3
+    user guide, security-best-practices; IAM condition operators: ``Bool``/``BoolIfExists``)."""
     for st in _as_list(doc.get("Statement") if isinstance(doc, dict) else None):
         if not isinstance(st, dict) or st.get("Effect") != "Deny":
+            continue
+        principal = st.get("Principal")
+        everyone = principal == "*" or (is_map(principal) and "*" in _as_list(principal.get("AWS")))
+        actions = {str(a).lower() for a in _as_list(st.get("Action"))}
+        if not everyone or not actions & {"*", "s3:*"} or \
+                not _covers_bucket_and_objects(_as_list(st.get("Resource")), bucket):
             continue
         cond = st.get("Condition") or {}
         for op in ("Bool", "BoolIfExists"):
@@ -442,7 +461,7 @@ def _s3_tls(ctx, stack):
         with ctx.field():
             docs = [policy_document(get(p.props, "policy")) for p in companions(stack, b, S3_POLICY)]
             docs.append(policy_document(get(b.props, "policy")))
-            if not any(d is not None and _denies_plain_http(d) for d in docs):
+            if not any(d is not None and _denies_plain_http(d, get(b.props, "bucket")) for d in docs):
                 ctx.report(f"backup {b.display} accepts requests without TLS", res=b)
 
 

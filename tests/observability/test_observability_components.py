@@ -71,6 +71,7 @@ def test_agent_namespace_is_the_only_privileged_one(dev):
 
 
 def test_rbac_is_read_only_and_never_reads_secrets(stack):
+    assert k8s_objects(stack.result, "ClusterRole")
     for role in k8s_objects(stack.result, "ClusterRole"):
         for rule in role["rules"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, role["metadata"]["name"]
@@ -79,6 +80,7 @@ def test_rbac_is_read_only_and_never_reads_secrets(stack):
 
 def test_each_observability_workload_has_a_network_policy(stack):
     policies = [p for p in k8s_objects(stack.result, "NetworkPolicy") if p["metadata"]["namespace"] in OBS_NAMESPACES]
+    assert list(obs_workloads(stack.result))
     for _, obj in obs_workloads(stack.result):
         labels = obj["spec"]["template"]["metadata"]["labels"]
         assert any(all(labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())

@@ -168,7 +168,9 @@ def test_every_alert_fires_and_stays_silent_as_it_should(dev, promtool, tmp_path
 
 
 def test_every_alert_carries_severity_and_service_that_alertmanager_routes(stack):
-    for group in yaml.safe_load(rules_text(stack))["groups"]:
+    groups = yaml.safe_load(rules_text(stack))["groups"]
+    assert [r for g in groups for r in g["rules"] if "alert" in r], "no alerting rule rendered"
+    for group in groups:
         for rule in group["rules"]:
             if "alert" in rule:
                 assert rule["labels"]["severity"] in ROUTED_SEVERITIES, rule["alert"]

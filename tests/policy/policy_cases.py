@@ -386,6 +386,27 @@ add("aws-010-s3-backup-lifecycle", "BucketLifecycleConfiguration/backups-lifecyc
 add("aws-010-s3-backup-lifecycle", "BucketLifecycleConfiguration/backups-lifecycle", "object",
     ("rules", 0, "expiration", "days"), 3, "expires backups after 3 day(s), below 14")
 add("aws-013-s3-tls-only", "BucketPolicy/backups-policy", "object", (), REMOVE, "accepts requests without TLS")
+
+
+def _tls_policy(**change) -> str:
+    """The compliant fixture's DenyPlainHttp statement with one field changed."""
+    statement = {"Sid": "DenyPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                 "Resource": ["arn:aws:s3:::new-api-backups", "arn:aws:s3:::new-api-backups/*"],
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}, **change}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+for _label, _change in [
+    ("deny-on-tls", {"Condition": {"Bool": {"aws:SecureTransport": "true"}}}),
+    ("allow-on-plain-http", {"Effect": "Allow"}),
+    ("deny-one-action", {"Action": "s3:GetObject"}),
+    ("deny-bucket-not-objects", {"Resource": "arn:aws:s3:::new-api-backups"}),
+    ("deny-objects-not-bucket", {"Resource": "arn:aws:s3:::new-api-backups/*"}),
+    ("deny-other-bucket", {"Resource": ["arn:aws:s3:::other", "arn:aws:s3:::other/*"]}),
+    ("deny-one-principal", {"Principal": {"AWS": "arn:aws:iam::111111111111:role/app"}}),
+]:
+    add("aws-013-s3-tls-only", "BucketPolicy/backups-policy", "object", ("policy",), _tls_policy(**_change),
+        "accepts requests without TLS", label=f"-{_label}")
 add("aws-014-s3-no-acls", "BucketOwnershipControls/backups-ownership", "object", ("rule", "objectOwnership"),
     "ObjectWriter", "still honours ACLs (objectOwnership ObjectWriter)")
 add("aws-014-s3-no-acls", "Bucket/backups", "object", ("acl",), "public-read", 'sets acl "public-read"')
@@ -448,6 +469,10 @@ add("stk-002-credentials-secret", "Instance/db", "object", ("password",), "hunte
 add("stk-003-datastore-backups", "CronJob/postgres-backup", "object", (), REMOVE,
     "StatefulSet new-api/postgres runs postgres with no backup CronJob")
 add("stk-003-datastore-backups", "Instance/db", "object", ("backupRetentionPeriod",), 0, "has automated backups (PITR) off")
+for _label, _args in [("no-persistence", []), ("save-disabled", ["--save", '""']),
+                      ("appendonly-no", ["--appendonly", "no"])]:
+    add("stk-003-datastore-backups", "StatefulSet/redis", "container", ("args",), _args,
+        "StatefulSet new-api/redis runs Redis without persistence", label=f"-{_label}")
 add("stk-003-datastore-backups", "ReplicationGroup/cache", "object", ("snapshotRetentionLimit",), 0, "keeps no snapshots")
 add("stk-004-monitoring-alert-routing", "ServiceMonitor/postgres", "object", (), REMOVE,
     "StatefulSet new-api/postgres is neither scraped nor otherwise monitored")

@@ -424,6 +424,23 @@ def postgres() -> List[Dict[str, Any]]:
             backup, workload_netpol("postgres-backup", "postgres", "backup"), service_account("postgres-backup")]
 
 
+def redis() -> List[Dict[str, Any]]:
+    """In-cluster Redis: persistence on (STK-003 asks for appendonly or save on a volume)."""
+    sts = workload("StatefulSet", "redis", app="redis", component="cache")
+    c = sts["inputs"]["spec"]["template"]["spec"]["containers"][0]
+    c["image"] = "redis:7.4.2" + DIGEST
+    c["args"] = ["--appendonly", "yes", "--save", "900 1"]
+    c["ports"] = [{"name": "redis", "containerPort": 6379}]
+    c["readinessProbe"] = {"exec": {"command": ["redis-cli", "ping"]}}
+    c["livenessProbe"] = {"tcpSocket": {"port": 6379}}
+    sts["inputs"]["spec"]["replicas"] = 1
+    sts["inputs"]["spec"]["template"]["spec"]["serviceAccountName"] = "redis"
+    sts["inputs"]["spec"]["template"]["spec"]["priorityClassName"] = "new-api-data"
+    return [sts, service("redis-headless", "redis", "cache", headless=True), service("redis", "redis", "cache"),
+            service_monitor("redis", "redis", "cache"), workload_netpol("redis", "redis", "cache"),
+            service_account("redis")]
+
+
 def compliant_stack() -> List[Dict[str, Any]]:
     """A fresh copy of the compliant stack (built once)."""
     return list(copy.deepcopy(_compliant_stack()))
@@ -436,7 +453,7 @@ def _compliant_stack() -> tuple:
            app_deployment(), service(), ingress(), certificate(), cluster_issuer(), hpa(), pdb(), service_account(),
            workload_netpol("new-api", "new-api", "serving"), service_monitor(), prometheus_rule(),
            alertmanager_secret(), config_map(), role(), binding(),
-           *postgres(),
+           *postgres(), *redis(),
            kms_key(), rds(), redis_rg(), security_group(), sg_ingress_rule(), iam_policy(), *bucket_set()]
     return tuple(sorted(res, key=lambda r: r["urn"]))
 

@@ -79,7 +79,9 @@ def test_policy_names_are_kebab_case_with_the_id():
 CONTROLS_MD = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "CONTROLS.md")
 
 
-@pytest.mark.skipif(not os.path.exists(CONTROLS_MD), reason="../shared/CONTROLS.md is not next to the repo")
+# CI runs with shared/ beside the clone: there a missing CONTROLS.md fails, locally it skips.
+@pytest.mark.skipif(not os.path.exists(CONTROLS_MD) and os.environ.get("CI", "").lower() != "true",
+                    reason="../shared/CONTROLS.md is not next to the repo")
 def test_control_table_matches_controls_md():
     rows = {}
     with open(CONTROLS_MD) as f:

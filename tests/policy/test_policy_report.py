@@ -27,7 +27,7 @@ def test_report_is_deterministic_and_sorted():
     b = evaluate_stack(list(reversed(stack)))
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     keys = [(v["control"], v["urn"], v["policy"], v["message"]) for v in a["violations"]]
-    assert keys == sorted(keys) and a["mandatory_violations"] == 2
+    assert keys == sorted(keys) and a["mandatory_violations"] == 3  # app, postgres, redis
     v = a["violations"][0]
     assert set(v) == {"control", "policy", "level", "urn", "resource", "type", "message"}
     assert "| mandatory |" in render_markdown(a)

@@ -1,4 +1,6 @@
 """Behaviours the table's one-mutation cases do not show on their own."""
+import pytest
+
 import policy_fixtures as fx
 from newapi_policy import evaluate_stack
 from newapi_policy.k8s_workloads import parse_image, registry_allowed
@@ -161,7 +163,7 @@ PROMETHEUS_YML = """scrape_configs:
 
 
 def _prometheus_stack(pg_regex, app_host):
-    stack = [r for r in fx.compliant_stack() if not r["type"].endswith(":ServiceMonitor")]
+    stack = [r for r in fx.compliant_stack() if not (r["type"].endswith(":ServiceMonitor") and r["name"] != "redis")]
     stack.append(fx.k8s("ConfigMap", "prometheus-config", {"data": {"prometheus.yml": PROMETHEUS_YML % (pg_regex, app_host)}},
                         component="monitoring"))
     return stack
@@ -182,3 +184,57 @@ def test_masked_alertmanager_config_is_left_to_amtool():
     am = next(r for r in stack if r["name"] == "alertmanager-config")
     am["inputs"]["stringData"]["alertmanager.yaml"] = "[secret]"
     assert run_isolated("stk-004-monitoring-alert-routing", stack)["violations"] == []
+
+
+def test_tls_only_bucket_policy_accepts_every_spelling_of_the_correct_deny():
+    """AWS-013's bad cases (policy_cases: an Allow, a Deny on "true", on one action, one
+    resource or one principal) all report; these equivalent correct forms must not."""
+    from policy_cases import _tls_policy
+
+    for change in ({}, {"Principal": {"AWS": "*"}}, {"Action": ["s3:*"]}, {"Action": "*"},
+                   {"Condition": {"BoolIfExists": {"aws:SecureTransport": "false"}}},
+                   {"Condition": {"Bool": {"aws:SecureTransport": ["false"]}}}):
+        resources = fx.compliant_stack()
+        bucket_policy = next(r for r in resources if r["name"] == "backups-policy")
+        bucket_policy["inputs"]["policy"] = _tls_policy(**change)
+        report = run_isolated("aws-013-s3-tls-only", resources)
+        assert report["violations"] == [] and report["checks_run"]["aws-013-s3-tls-only"] > 0, (change, messages(report))
+
+
+def _redis_stack(args, conf=None, namespace=fx.NS, mounted=True):
+    stack = fx.compliant_stack()
+    sts = next(r for r in stack if r["name"] == "redis" and r["type"].endswith(":StatefulSet"))
+    pod = sts["inputs"]["spec"]["template"]["spec"]
+    pod["containers"][0]["args"] = args
+    if conf is not None:
+        cm = fx.k8s("ConfigMap", "redis-conf", {"data": {"redis.conf": conf}}, app="redis", component="cache")
+        cm["inputs"]["metadata"]["namespace"] = namespace
+        stack.append(cm)
+        if mounted:
+            pod.setdefault("volumes", []).append({"name": "conf", "configMap": {"name": "redis-conf"}})
+    return stack
+
+
+@pytest.mark.parametrize("args,conf,namespace,mounted,persistent", [
+    (["--appendonly", "yes"], None, fx.NS, True, True),
+    (["--save", "900 1"], None, fx.NS, True, True),
+    ([], "appendonly yes\n", fx.NS, True, True),
+    ([], "save 900 1\n", fx.NS, True, True),
+    ([], 'appendonly no\nsave ""\n', fx.NS, True, False),
+    ([], "appendonly yes\n", "other", True, False),   # a ConfigMap of that name in another namespace
+    ([], "appendonly yes\n", fx.NS, False, False),    # not mounted by the Redis pod
+])
+def test_redis_persistence_is_read_from_args_or_the_mounted_config(args, conf, namespace, mounted, persistent):
+    """redis.conf directives `appendonly yes` / `save <seconds> <changes>` (redis.io,
+    docs/management/persistence), as flags or from the mounted config file."""
+    report = run_isolated("stk-003-datastore-backups", _redis_stack(args, conf, namespace, mounted))
+    expected = [] if persistent else ["[STK-003] StatefulSet new-api/redis runs Redis without persistence"]
+    assert [m.split(":")[0] for m in messages(report)] == expected
+
+
+@pytest.mark.parametrize("fixture,field", [("db", "backupRetentionPeriod"), ("cache", "snapshotRetentionLimit")])
+def test_one_day_of_managed_backups_is_enough_for_stk003(fixture, field):
+    """The boundary: 1 day of PITR / 1 snapshot passes, 0 (the bad case) fails."""
+    stack = fx.compliant_stack()
+    next(r for r in stack if r["name"] == fixture and field in r["inputs"])["inputs"][field] = 1
+    assert run_isolated("stk-003-datastore-backups", stack)["violations"] == []

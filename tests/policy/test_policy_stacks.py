@@ -12,15 +12,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-synth = pytest.importorskip("tools.synth", reason="tools.synth (the offline synth) is not there yet")
-mockrt = pytest.importorskip("tools.mockrt")
+from tools import mockrt, synth  # noqa: E402  (a missing or broken synth fails the module, never skips it)
 
 
 def synthesize(stack):
-    """resources.json entries, outputs and environment for `stack`, exactly as tools.synth builds them."""
+    """resources.json entries, outputs and environment for `stack`, exactly as tools.synth builds them.
+    A program that does not synthesize fails these tests: the pack's verdict on a stack that
+    cannot be built is not "no violations"."""
     result = mockrt.run_stack(stack)
-    if result.error is not None:
-        pytest.skip(f"the program does not synthesize {stack} right now: {result.error}")
+    assert result.error is None, f"the program does not synthesize {stack}: {result.error}"
+    assert result.registrations, f"{stack} registered no resources"
     outputs = {k: (mockrt.REDACTED if secret else synth.clean(v)) for k, (v, secret) in result.stack_outputs.items()}
     return synth.inventory(result), outputs, synth.stack_environment(stack)
 
@@ -72,6 +73,17 @@ def test_app_without_security_context_fails(common, monkeypatch):
 def test_app_without_http_probes_fails(common, monkeypatch):
     monkeypatch.setattr(common, "http_probe", lambda *a, **k: None)
     assert "K8S-004" in _prod_mandatory_ids()
+
+
+def test_a_program_that_does_not_synthesize_fails_instead_of_skipping(monkeypatch):
+    """The old module skipped here, so a broken program passed the pack's stack tests."""
+    from stack import config
+
+    def broken(*a, **k):
+        raise config.ConfigError("broken on purpose")
+    monkeypatch.setattr(config, "load", broken)
+    with pytest.raises(AssertionError, match="the program does not synthesize prod: .*broken on purpose"):
+        synthesize("prod")
 
 
 def test_app_without_memory_limit_fails(common, monkeypatch):

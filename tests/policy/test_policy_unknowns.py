@@ -98,16 +98,18 @@ def test_sentinel_anywhere_in_a_compliant_fixture_never_crashes_or_flags(kind):
 STACK_FIELDS = ("metadata", "selector", "podSelector", "scaleTargetRef", "replicas", "policyTypes", "egress",
                 "ingress", "serviceName", "clusterIP", "minReplicas", "maxUnavailable", "priorityClassName",
                 "stringData", "backupRetentionPeriod", "snapshotRetentionLimit", "annotations", "bucket",
-                "persistentVolumeClaimRetentionPolicy", "value", "rules", "ports", "containers", "volumes")
+                "persistentVolumeClaimRetentionPolicy", "value", "rules", "ports", "containers", "volumes",
+                "policy", "enableKeyRotation", "deletionWindowInDays", "securityGroupId", "cidrIpv4", "fromPort",
+                "toPort")
 
 
 @pytest.mark.parametrize("name", sorted({f"{r['type'].rsplit(':', 1)[-1]}/{r['name']}" for r in fx.compliant_stack()}))
 def test_sentinel_in_the_compliant_stack_never_crashes_or_flags(name):
     stack = fx.compliant_stack()
     idx = next(i for i, r in enumerate(stack) if f"{r['type'].rsplit(':', 1)[-1]}/{r['name']}" == name)
-    for path in _nodes(stack[idx]["inputs"]):
-        if not any(isinstance(p, str) and p in STACK_FIELDS for p in path):
-            continue
+    paths = [p for p in _nodes(stack[idx]["inputs"]) if any(isinstance(k, str) and k in STACK_FIELDS for k in p)]
+    assert paths, f"{name}: no field of STACK_FIELDS in its inputs, so nothing would be tested"
+    for path in paths:
         mutated = list(stack)
         mutated[idx] = _with_sentinel(stack[idx], path)
         report = evaluate_stack(mutated, policies=STACK_POLICIES)
