@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 from . import common, images
 from . import logging_config as lc
 from .base import PlatformComponent
-from .secrets import generated_secret
+from .secrets import ROTATION_ANNOTATION, generated_secret, rotation_trigger
 
 WORKLOADS = ("elasticsearch", "logstash", "kibana", "filebeat", "setup", "exporter")
 DEFAULT_RESOURCES: dict[str, dict] = {
@@ -220,18 +220,16 @@ class Logging(PlatformComponent):
             return generated_secret(f"{name}-{suffix}", length, self._opts())
 
         self.elastic_password = password("elastic-password")
-        self.writer_password = password("writer-password")
-        self.reader_password = password("reader-password")
-        self.monitor_password = password("monitor-password")
-        self.kibana_system_password = password("kibana-system-password")
+        #: Every user's password by its Secret key (``lc.USERS``); rotate one with
+        #: ``pulumi up --replace <urn of its RandomPassword>``.
+        self.passwords = {key: password(key) for _, _, key in lc.USERS.values()}
+        self.writer_password = self.passwords["writer-password"]
+        self.reader_password = self.passwords["reader-password"]
         lbl, _ = self._labels("elasticsearch")
         self.credentials = k8s.core.v1.Secret(
             f"{name}-es-credentials", metadata=common.meta("elasticsearch-credentials", ns, lbl), type="Opaque",
             string_data=pulumi.Output.secret(pulumi.Output.all(**{
-                "elastic-password": self.elastic_password, "writer-password": self.writer_password,
-                "writer-user": lc.WRITER_USER, "reader-password": self.reader_password,
-                "monitor-password": self.monitor_password,
-                "kibana-system-password": self.kibana_system_password})),
+                "elastic-password": self.elastic_password, "writer-user": lc.WRITER_USER, **self.passwords})),
             opts=self._opts())
         self.elasticsearch = self._elasticsearch()
         self.setup_job = self._setup()
@@ -249,6 +247,14 @@ class Logging(PlatformComponent):
         })
 
     # ------------------------------------------------------------------ helpers
+    def _rotation(self, consumer: str, *secret_keys: str, extra: Optional[dict] = None) -> dict:
+        """The pod-template annotation that rolls a workload (or replaces a Job) when one of
+        the credentials it reads (by their key in ``elasticsearch-credentials``) changes:
+        ``secrets.rotation_trigger``, a RandomId keyed on exactly those credentials."""
+        values = {"elastic-password": self.elastic_password, **self.passwords}
+        credentials = {**{k: values[k] for k in secret_keys}, **(extra or {})}
+        return {ROTATION_ANNOTATION: rotation_trigger(f"{self._name}-{consumer}-rotation", credentials, self._opts())}
+
     def _container(self, name: str, image: str, res: dict, **kw) -> dict:
         return common.container(name, image, common.resources_of(res, kw.pop("ephemeral", "64Mi")), **kw)
 
@@ -366,8 +372,14 @@ class Logging(PlatformComponent):
                   "update_strategy": {"type": "RollingUpdate"},
                   "persistent_volume_claim_retention_policy": {"when_deleted": "Retain" if protect else "Delete",
                                                                 "when_scaled": "Retain"},
-                  "template": {"metadata": {"labels": lbl, "annotations": {"checksum/config": _checksum(text)}},
-                               "spec": pod},
+                  # elastic's password is the bootstrap password of each node's keystore,
+                  # written from ELASTIC_PASSWORD at start (the config dir is rebuilt from
+                  # the image every start) and active as long as nothing stores another
+                  # through the API: a new password takes effect as the nodes roll. The
+                  # exporter sidecar reads the monitor password.
+                  "template": {"metadata": {"labels": lbl, "annotations": {
+                      "checksum/config": _checksum(text), **self._rotation("elasticsearch", "elastic-password", "monitor-password")}},
+                      "spec": pod},
                   "volume_claim_templates": [
                       common.volume_claim("data", lbl, a["storage_size"], a.get("storage_class")),
                       *([common.volume_claim("snapshots", lbl, a["snapshot_volume_size"], a.get("storage_class"))]
@@ -415,14 +427,8 @@ class Logging(PlatformComponent):
         secret = self.credentials.metadata.name
         env = [{"name": "ES_URL", "value": self.es_url}, {"name": "HOME", "value": "/tmp"},
                {"name": "ILM_POLICY", "value": lc.ILM_POLICY},
-               {"name": "WRITER_ROLE", "value": lc.WRITER_ROLE}, {"name": "READER_ROLE", "value": lc.READER_ROLE},
-               {"name": "WRITER_USER", "value": lc.WRITER_USER}, {"name": "READER_USER", "value": lc.READER_USER},
                common.secret_env("ELASTIC_PASSWORD", secret, "elastic-password"),
-               common.secret_env("WRITER_PASSWORD", secret, "writer-password"),
-               common.secret_env("READER_PASSWORD", secret, "reader-password"),
-               {"name": "MONITOR_ROLE", "value": lc.MONITOR_ROLE}, {"name": "MONITOR_USER", "value": lc.MONITOR_USER},
-               common.secret_env("MONITOR_PASSWORD", secret, "monitor-password"),
-               common.secret_env("KIBANA_SYSTEM_PASSWORD", secret, "kibana-system-password")]
+               *(common.secret_env(variable, secret, key) for _, variable, key in lc.USERS.values())]
         container = self._container(
             "setup", images.ELASTICSEARCH, a["resources"]["setup"], command=["bash", "/setup/setup.sh"], env=env,
             volume_mounts=[common.mount("setup", "/setup", read_only=True), common.mount("tmp", "/tmp")])
@@ -431,8 +437,11 @@ class Logging(PlatformComponent):
         job = k8s.batch.v1.Job(
             f"{self._name}-es-setup", metadata=common.meta("elasticsearch-setup", ns, lbl, backup_of),
             spec={"backoff_limit": 6, "active_deadline_seconds": 1200, "ttl_seconds_after_finished": 86400,
+                  # a changed file or password changes the template: the Job is replaced and
+                  # re-applies everything (users with their current passwords).
                   "template": {"metadata": {"labels": lbl, "annotations": {
-                      "checksum/setup": files.apply(lambda f: _checksum(*(f[k] for k in sorted(f))))}},
+                      "checksum/setup": files.apply(lambda f: _checksum(*(f[k] for k in sorted(f)))),
+                      **self._rotation("setup", "elastic-password", *(k for _, _, k in lc.USERS.values()))}},
                       "spec": common.restricted_pod_spec(
                           service_account=sa.metadata.name, containers=[container], restart_policy="Never",
                           volumes=[{"name": "setup", "config_map": {"name": cm.metadata.name}},
@@ -485,7 +494,8 @@ class Logging(PlatformComponent):
             spec={"replicas": n, "selector": {"match_labels": sel},
                   "strategy": common.ZERO_DOWNTIME_ROLLING,
                   "template": {"metadata": {"labels": lbl, "annotations": {
-                      "checksum/config": _checksum(*files.values())}}, "spec": pod}},
+                      "checksum/config": _checksum(*files.values()), **self._rotation("logstash", "writer-password")}},
+                      "spec": pod}},
             opts=self._opts(cm, self.setup_job))
         k8s.core.v1.Service(f"{self._name}-logstash", metadata=common.meta("logstash", ns, lbl),
                             spec={"type": "ClusterIP", "selector": sel, "ports": [
@@ -516,8 +526,8 @@ class Logging(PlatformComponent):
         container = self._container(
             "kibana", images.KIBANA, a["resources"]["kibana"],
             env=[{"name": "ELASTICSEARCH_HOSTS", "value": f'["{self.es_url}"]'},
-                 {"name": "ELASTICSEARCH_USERNAME", "value": "kibana_system"},
-                 common.secret_env("ELASTICSEARCH_PASSWORD", self.credentials.metadata.name, "kibana-system-password"),
+                 {"name": "ELASTICSEARCH_USERNAME", "value": lc.KIBANA_USER},
+                 common.secret_env("ELASTICSEARCH_PASSWORD", self.credentials.metadata.name, "kibana-password"),
                  common.secret_env("XPACK_SECURITY_ENCRYPTIONKEY", secret.metadata.name, "security"),
                  common.secret_env("XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY", secret.metadata.name, "saved-objects"),
                  common.secret_env("XPACK_REPORTING_ENCRYPTIONKEY", secret.metadata.name, "reporting"),
@@ -537,7 +547,8 @@ class Logging(PlatformComponent):
             f"{self._name}-kibana", metadata=common.meta("kibana", ns, lbl),
             spec={"replicas": replicas, "strategy": common.ZERO_DOWNTIME_ROLLING,
                   "selector": {"match_labels": sel},
-                  "template": {"metadata": {"labels": lbl},
+                  "template": {"metadata": {"labels": lbl, "annotations": self._rotation(
+                      "kibana", "kibana-password", extra={f"{k}-key": v for k, v in keys.items()})},
                   "spec": common.restricted_pod_spec(
                       service_account=sa.metadata.name, containers=[common.draining(container)],
                       termination_grace_seconds=30, spread_labels=sel if replicas > 1 else None,
@@ -547,10 +558,14 @@ class Logging(PlatformComponent):
                             spec={"type": "ClusterIP", "selector": sel,
                                   "ports": [{"name": "http", "port": lc.KIBANA_PORT, "target_port": "http"}]},
                             opts=self._opts())
+        # Kibana's clients only: the kibana-setup Job and, when it is published, the ingress
+        # controller. Humans without a public host use `kubectl port-forward`, which reaches
+        # the pod from inside its own network namespace (no NetworkPolicy applies).
         public = ([{"from": [common.namespace_peer(a.get("ingress_namespace") or "ingress-nginx")],
                     "ports": common.tcp(lc.KIBANA_PORT)}] if a.get("kibana_host") else [])
         self._netpol("kibana", ns, lbl, sel,
-                     [{"from": [{"pod_selector": {}}], "ports": common.tcp(lc.KIBANA_PORT)}, *public],
+                     [{"from": [{"pod_selector": {"match_labels": self._labels("kibana-setup")[1]}}],
+                       "ports": common.tcp(lc.KIBANA_PORT)}, *public],
                      [self._es_egress()])
         if replicas > 1:
             self._pdb("kibana", ns, lbl, sel, dep)
@@ -569,12 +584,15 @@ class Logging(PlatformComponent):
                  {"name": "DATA_VIEW", "value": json.dumps(lc.data_view(), sort_keys=True)},
                  {"name": "DATA_VIEW_ID", "value": lc.DATA_VIEW_ID},
                  {"name": "HOME", "value": "/tmp"},
-                 common.secret_env("ELASTIC_PASSWORD", self.credentials.metadata.name, "elastic-password")],
+                 {"name": "KIBANA_SETUP_USER", "value": lc.KIBANA_SETUP_USER},
+                 common.secret_env("KIBANA_SETUP_PASSWORD", self.credentials.metadata.name,
+                                   lc.USERS[lc.KIBANA_SETUP_USER][2])],
             volume_mounts=[common.mount("tmp", "/tmp")])
         k8s.batch.v1.Job(
             f"{self._name}-kibana-setup", metadata=common.meta("kibana-setup", ns, lbl),
             spec={"backoff_limit": 6, "active_deadline_seconds": 1200, "ttl_seconds_after_finished": 86400,
-                  "template": {"metadata": {"labels": lbl},
+                  "template": {"metadata": {"labels": lbl, "annotations": self._rotation(
+                                   "kibana-setup", lc.USERS[lc.KIBANA_SETUP_USER][2])},
                                "spec": common.restricted_pod_spec(
                                    service_account=sa.metadata.name, containers=[container],
                                    restart_policy="Never", volumes=[common.empty_dir("tmp", "16Mi")])}},

@@ -42,6 +42,29 @@ READER_ROLE = "new_api_logs_reader"
 #: The exporter's user: cluster health and index stats, no document access.
 MONITOR_USER = "new_api_monitor"
 MONITOR_ROLE = "new_api_monitor"
+#: Kibana's own connection to Elasticsearch: a dedicated user with the built-in
+#: ``kibana_system`` role (never the ``elastic`` superuser).
+KIBANA_USER = "new_api_kibana"
+#: The kibana-setup Job's login: Kibana's built-in ``kibana_admin`` role (data views and
+#: saved objects), no Elasticsearch superuser.
+KIBANA_SETUP_USER = "new_api_kibana_setup"
+#: The human login to Kibana: read the log indices, use Discover, dashboards and
+#: visualizations (no management, no other index).
+VIEWER_USER = "new_api_logs_viewer"
+VIEWER_ROLE = "new_api_logs_kibana_viewer"
+
+#: Every Elasticsearch user the setup Job maintains: user -> (roles, environment variable
+#: of its password, key of that password in the ``elasticsearch-credentials`` Secret).
+#: ``elastic`` is not among them: its password is the bootstrap password from the
+#: Elasticsearch pods' environment, never stored through the API (see ``Logging``).
+USERS = {
+    WRITER_USER: ((WRITER_ROLE,), "WRITER_PASSWORD", "writer-password"),
+    READER_USER: ((READER_ROLE,), "READER_PASSWORD", "reader-password"),
+    MONITOR_USER: ((MONITOR_ROLE,), "MONITOR_PASSWORD", "monitor-password"),
+    KIBANA_USER: (("kibana_system",), "KIBANA_PASSWORD", "kibana-password"),
+    KIBANA_SETUP_USER: (("kibana_admin",), "KIBANA_SETUP_PASSWORD", "kibana-setup-password"),
+    VIEWER_USER: ((READER_ROLE, VIEWER_ROLE), "VIEWER_PASSWORD", "viewer-password"),
+}
 ES_EXPORTER_PORT = 9114
 
 #: Custom grok patterns (also handed to Logstash as ``pattern_definitions``).
@@ -312,6 +335,11 @@ def roles() -> dict:
                                                                     "view_index_metadata"]}]},
         READER_ROLE: {"indices": [{"names": pattern, "privileges": ["read", "view_index_metadata"]}]},
         MONITOR_ROLE: {"cluster": ["monitor"], "indices": [{"names": pattern, "privileges": ["monitor"]}]},
+        # Kibana feature privileges (application "kibana-.kibana", default space): read-only
+        # Discover, Dashboard and Visualize; index access comes from READER_ROLE.
+        VIEWER_ROLE: {"applications": [{"application": "kibana-.kibana", "resources": ["space:default"],
+                                        "privileges": ["feature_discover.read", "feature_dashboard.read",
+                                                       "feature_visualize.read"]}]},
     }
 
 
@@ -340,9 +368,11 @@ def slm_policy(retention_days: int) -> dict:
             "retention": {"expire_after": f"{retention_days}d", "min_count": 3, "max_count": 100}}
 
 
-#: The setup Job's script: idempotent PUTs (ILM policy, index template, roles, users,
-#: kibana_system password, optional snapshot repository + SLM). Bodies are files from a
-#: ConfigMap; passwords come from the environment (Secrets) and are alphanumeric.
+#: The setup Job's script: idempotent PUTs (ILM policy, index template, roles, then every
+#: user of ``USERS`` with its current password, optional snapshot repository + SLM). Bodies
+#: are files from a ConfigMap; passwords come from the environment (Secrets) and are
+#: alphanumeric. A changed password changes the Job's pod template (a keyed trigger), so
+#: the Job is replaced and re-applies the users.
 SETUP_SCRIPT = r"""
 set -eu
 auth="elastic:${ELASTIC_PASSWORD}"
@@ -360,13 +390,15 @@ call() {
 }
 call PUT "_ilm/policy/$ILM_POLICY" @/setup/ilm-policy.json
 call PUT "_index_template/$ILM_POLICY" @/setup/index-template.json
-call PUT "_security/role/$WRITER_ROLE" @/setup/role-writer.json
-call PUT "_security/role/$READER_ROLE" @/setup/role-reader.json
-call PUT "_security/user/$WRITER_USER" "{\"password\":\"$WRITER_PASSWORD\",\"roles\":[\"$WRITER_ROLE\"]}"
-call PUT "_security/user/$READER_USER" "{\"password\":\"$READER_PASSWORD\",\"roles\":[\"$READER_ROLE\"]}"
-call PUT "_security/role/$MONITOR_ROLE" @/setup/role-monitor.json
-call PUT "_security/user/$MONITOR_USER" "{\"password\":\"$MONITOR_PASSWORD\",\"roles\":[\"$MONITOR_ROLE\"]}"
-call POST "_security/user/kibana_system/_password" "{\"password\":\"$KIBANA_SYSTEM_PASSWORD\"}"
+for role in /setup/role-*.json; do
+  name=$(basename "$role" .json); name=${name#role-}
+  call PUT "_security/role/$name" "@$role"
+done
+# users.tsv: user, roles (JSON array), name of the variable holding its password
+while IFS="$(printf '\t')" read -r user roles variable; do
+  password=$(printenv "$variable")
+  call PUT "_security/user/$user" "{\"password\":\"$password\",\"roles\":$roles}"
+done < /setup/users.tsv
 if [ -f /setup/snapshot-repository.json ]; then
   call PUT "_snapshot/backups" @/setup/snapshot-repository.json
   call PUT "_slm/policy/nightly-snapshots" @/setup/slm-policy.json
@@ -377,14 +409,13 @@ echo "setup complete"
 
 def setup_files(retention_days: int, replicas: int, repository: Optional[dict] = None,
                 snapshot_retention_days: int = 30) -> dict[str, str]:
-    r = roles()
     files = {
         "setup.sh": SETUP_SCRIPT,
         "ilm-policy.json": json.dumps(ilm_policy(retention_days), indent=1, sort_keys=True),
         "index-template.json": json.dumps(index_template(replicas), indent=1, sort_keys=True),
-        "role-writer.json": json.dumps(r[WRITER_ROLE], indent=1, sort_keys=True),
-        "role-reader.json": json.dumps(r[READER_ROLE], indent=1, sort_keys=True),
-        "role-monitor.json": json.dumps(r[MONITOR_ROLE], indent=1, sort_keys=True),
+        **{f"role-{name}.json": json.dumps(body, indent=1, sort_keys=True) for name, body in roles().items()},
+        "users.tsv": "".join(f"{user}\t{json.dumps(list(r))}\t{variable}\n"
+                             for user, (r, variable, _) in USERS.items()),
     }
     if repository:
         files["snapshot-repository.json"] = json.dumps(repository, indent=1, sort_keys=True)
@@ -407,7 +438,7 @@ def data_view() -> dict:
 #: The kibana-setup Job's script: waits for Kibana, then creates or overwrites the data view.
 KIBANA_SETUP_SCRIPT = r"""
 set -eu
-auth="elastic:${ELASTIC_PASSWORD}"
+auth="${KIBANA_SETUP_USER}:${KIBANA_SETUP_PASSWORD}"
 i=0
 until [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$auth" "$KIBANA_URL/api/status")" = 200 ]; do
   i=$((i+1)); [ "$i" -ge 60 ] && { echo "Kibana not available at $KIBANA_URL"; exit 1; }

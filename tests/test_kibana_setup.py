@@ -38,7 +38,7 @@ def run(tmp_path, **env):
         (bindir / name).write_text(text)
         (bindir / name).chmod(0o755)
     full = {"PATH": f"{bindir}:/usr/bin:/bin", "KIBANA_URL": "http://kibana.logging.svc:5601",
-            "ELASTIC_PASSWORD": "pw", "DATA_VIEW": json.dumps(lc.data_view()), "DATA_VIEW_ID": lc.DATA_VIEW_ID,
+            "KIBANA_SETUP_USER": lc.KIBANA_SETUP_USER, "KIBANA_SETUP_PASSWORD": "pw", "DATA_VIEW": json.dumps(lc.data_view()), "DATA_VIEW_ID": lc.DATA_VIEW_ID,
             "CALLS": str(tmp_path / "calls"), "POSTED": str(tmp_path / "posted"),
             "STATUS_CODE": "200", "POST_CODE": "200", **env}
     return subprocess.run(["bash", "-c", lc.KIBANA_SETUP_SCRIPT], env=full, capture_output=True, text=True,
@@ -69,6 +69,8 @@ def test_the_job_runs_after_kibana_and_may_only_reach_it(dev):
     job = dev.get("kubernetes:batch/v1:Job", "logging-kibana-setup")
     assert dev.get("kubernetes:apps/v1:Deployment", "logging-kibana").urn in job.dependencies
     env = {e["name"]: e for e in container(dev.k8s("Job", "kibana-setup"), "kibana-setup")["env"]}
-    assert env["ELASTIC_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "elastic-password"
+    assert env["KIBANA_SETUP_USER"]["value"] == lc.KIBANA_SETUP_USER
+    assert env["KIBANA_SETUP_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "kibana-setup-password"
+    assert "ELASTIC_PASSWORD" not in env  # never the superuser
     policy = dev.k8s("NetworkPolicy", "kibana-setup")["spec"]
     assert policy["ingress"] == [] and [p["port"] for p in policy["egress"][0]["ports"]] == [5601]

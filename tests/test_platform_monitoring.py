@@ -14,7 +14,7 @@ def test_exporter_sidecar_reads_cluster_health_as_a_monitor_only_user(dev):
     assert env["ES_USERNAME"]["value"] == lc.MONITOR_USER
     assert env["ES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "monitor-password"
     assert {"name": "metrics", "containerPort": 9114, "protocol": "TCP"} in exporter["ports"]
-    role = json.loads(dev.k8s("ConfigMap", "elasticsearch-setup")["data"]["role-monitor.json"])
+    role = json.loads(dev.k8s("ConfigMap", "elasticsearch-setup")["data"][f"role-{lc.MONITOR_ROLE}.json"])
     assert role["cluster"] == ["monitor"]
     assert all(p == ["monitor"] for p in (i["privileges"] for i in role["indices"]))  # no document reads
 
