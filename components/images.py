@@ -65,6 +65,9 @@ ELASTICSEARCH = f"docker.elastic.co/elasticsearch/elasticsearch:{ELASTIC_VERSION
 ELASTICSEARCH_EXPORTER = "quay.io/prometheuscommunity/elasticsearch-exporter:v1.9.0"
 """prometheus-community elasticsearch_exporter: cluster health for the Elasticsearch alerts."""
 LOGSTASH = f"docker.elastic.co/logstash/logstash:{ELASTIC_VERSION}"
+LOGSTASH_EXPORTER = "ghcr.io/kuskoman/logstash-exporter:v1.9.1"
+"""kuskoman/logstash-exporter (v1, the maintained stable line): Logstash's node stats, per
+plugin id, for the log alerts (components/logging_alerts.py)."""
 KIBANA = f"docker.elastic.co/kibana/kibana:{ELASTIC_VERSION}"
 FILEBEAT = f"docker.elastic.co/beats/filebeat:{ELASTIC_VERSION}"
 """Seed 000 pins 8.11.0 for all four; the same 8.x line, patched."""

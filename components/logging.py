@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common, images
+from . import logging_alerts as la
 from . import logging_config as lc
 from .base import PlatformComponent
 from .secrets import ROTATION_ANNOTATION, generated_secret, rotation_trigger
@@ -333,7 +334,8 @@ class Logging(PlatformComponent):
         # Cluster health for Prometheus (ElasticsearchClusterRed/Yellow), through localhost.
         exporter = self._container(
             "exporter", images.ELASTICSEARCH_EXPORTER, a["resources"]["exporter"],
-            args=[f"--es.uri=http://127.0.0.1:{lc.ES_HTTP_PORT}", "--es.timeout=10s",
+            # --collector.snapshots: snapshot age and state (ElasticsearchSnapshot* alerts).
+            args=[f"--es.uri=http://127.0.0.1:{lc.ES_HTTP_PORT}", "--es.timeout=10s", "--collector.snapshots",
                   f"--web.listen-address=:{lc.ES_EXPORTER_PORT}"],
             env=[{"name": "ES_USERNAME", "value": lc.MONITOR_USER},
                  common.secret_env("ES_PASSWORD", secret, "monitor-password")],
@@ -483,8 +485,18 @@ class Logging(PlatformComponent):
             startup_probe=common.http_probe("/", "api", period=10, timeout=5, failures=30),
             readiness_probe=common.http_probe("/_node/pipelines/new-api", "api", period=10, timeout=5, failures=3),
             liveness_probe=common.tcp_probe("api", period=20, timeout=5, failures=3))
+        # Logstash's node stats (per-plugin counts of New API's lines) for Prometheus: the
+        # log alerts (logging_alerts). Probes on its own port only: /healthcheck asks
+        # Logstash, and the sidecar must not hold a starting Logstash pod out of the Service.
+        exporter = self._container(
+            "exporter", images.LOGSTASH_EXPORTER, a["resources"]["exporter"],
+            env=[{"name": "LOGSTASH_URL", "value": f"http://127.0.0.1:{lc.LOGSTASH_API_PORT}"},
+                 {"name": "PORT", "value": str(la.LOGSTASH_EXPORTER_PORT)}],
+            ports=[{"name": "metrics", "container_port": la.LOGSTASH_EXPORTER_PORT, "protocol": "TCP"}],
+            readiness_probe=common.tcp_probe("metrics", period=15, timeout=5, failures=3),
+            liveness_probe=common.tcp_probe("metrics", period=20, timeout=5, failures=3))
         pod = common.restricted_pod_spec(
-            service_account=sa.metadata.name, containers=[common.draining(container)],
+            service_account=sa.metadata.name, containers=[common.draining(container), common.draining(exporter)],
             termination_grace_seconds=60,
             spread_labels=sel if n > 1 else None,
             volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
@@ -503,9 +515,11 @@ class Logging(PlatformComponent):
                             opts=self._opts())
         if n > 1:
             self._pdb("logstash", ns, lbl, sel, dep)
+        scrapers = ([{"from": [common.namespace_peer(a["monitoring_namespace"])],
+                      "ports": common.tcp(la.LOGSTASH_EXPORTER_PORT)}] if a.get("monitoring_namespace") else [])
         self._netpol("logstash", ns, lbl, sel,
                      [{"from": [common.namespace_peer(a["agent_namespace"], self._labels("filebeat")[1])],
-                       "ports": common.tcp(lc.BEATS_PORT)}],
+                       "ports": common.tcp(lc.BEATS_PORT)}, *scrapers],
                      [self._es_egress()])
         return dep
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from typing import Optional
 
+from . import logging_alerts as la
 from .monitoring_config import dump
 
 LOG_INDEX_PREFIX = "new-api-logs"
@@ -143,6 +144,7 @@ def logstash_pipeline(environment: str) -> str:
     defs = "\n".join(f"        {_lit(k)} => {_lit(v)}" for k, v in PATTERN_DEFINITIONS.items())
     masks = ",\n".join(f"      {_lit(field)}, {_lit(needle)}, {_lit(replacement)}"
                        for field in MASKED_FIELDS for needle, replacement in MASKS)
+    errors = " or ".join(f'[level] == "{level}"' for level in la.ERROR_LEVELS)
     level_map = "\n".join(
         f'    if [level] == "{k}" {{ mutate {{ replace => {{ "level" => "{v}" }} }} }}'
         for k, v in LEVELS.items() if k != v)
@@ -186,6 +188,12 @@ filter {{
       mutate {{ lowercase => ["level"] }}
     }}
 {level_map}
+    # Counted per line as parsed (logging_alerts: Logstash's plugin metrics by id feed
+    # the log alerts through the exporter sidecar).
+    if {errors} {{
+      mutate {{ id => "{la.LOG_ERRORS_ID}" }}
+    }}
+    mutate {{ id => "{la.LOG_LINES_ID}" }}
     if [timestamp] {{
       date {{
         match => ["timestamp", "yyyy/MM/dd - HH:mm:ss"]
@@ -334,7 +342,9 @@ def roles() -> dict:
                       "indices": [{"names": pattern, "privileges": ["create_doc", "create_index", "index",
                                                                     "view_index_metadata"]}]},
         READER_ROLE: {"indices": [{"names": pattern, "privileges": ["read", "view_index_metadata"]}]},
-        MONITOR_ROLE: {"cluster": ["monitor"], "indices": [{"names": pattern, "privileges": ["monitor"]}]},
+        # monitor_snapshot: the exporter's snapshot collector (repositories, snapshot list).
+        MONITOR_ROLE: {"cluster": ["monitor", "monitor_snapshot"],
+                       "indices": [{"names": pattern, "privileges": ["monitor"]}]},
         # Kibana feature privileges (application "kibana-.kibana", default space): read-only
         # Discover, Dashboard and Visualize; index access comes from READER_ROLE.
         VIEWER_ROLE: {"applications": [{"application": "kibana-.kibana", "resources": ["space:default"],
@@ -402,6 +412,9 @@ done < /setup/users.tsv
 if [ -f /setup/snapshot-repository.json ]; then
   call PUT "_snapshot/backups" @/setup/snapshot-repository.json
   call PUT "_slm/policy/nightly-snapshots" @/setup/slm-policy.json
+  # A first snapshot now: proves the repository works and starts the staleness clock
+  # (ElasticsearchSnapshotStale) on a new stack; a snapshot already running is fine.
+  (call POST "_slm/policy/nightly-snapshots/_execute" "") || echo "first snapshot not started"
 fi
 echo "setup complete"
 """.strip()

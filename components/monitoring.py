@@ -479,7 +479,8 @@ class Monitoring(PlatformComponent):
                                  mc.GRAFANA_PORT)},
             {"to": [common.namespace_peer(a["app_namespace"])], "ports": common.tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
             {"to": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(mc.INGRESS_NGINX_METRICS_PORT)},
-            *([{"to": [common.namespace_peer(self.targets.logging_namespace)], "ports": common.tcp(mc.ES_EXPORTER_PORT)}]
+            *([{"to": [common.namespace_peer(self.targets.logging_namespace)],
+                "ports": common.tcp(mc.ES_EXPORTER_PORT, mc.LOGSTASH_EXPORTER_PORT)}]
               if self.targets.logging_namespace else []),
             # node-exporter listens on the host network: node addresses, not pod selectors.
             {"to": [common.namespace_peer(a["agent_namespace"]), *({"ip_block": {"cidr": c}} for c in a["node_cidrs"])],
@@ -819,7 +820,11 @@ class Monitoring(PlatformComponent):
         self.monitors = []
         for job, port, namespace in (("ingress-nginx", mc.INGRESS_NGINX_METRICS_PORT, a["ingress_namespace"]),
                                      ("postgres-exporter", mc.POSTGRES_EXPORTER_PORT, a["app_namespace"]),
-                                     ("redis-exporter", mc.REDIS_EXPORTER_PORT, a["app_namespace"])):
+                                     ("redis-exporter", mc.REDIS_EXPORTER_PORT, a["app_namespace"]),
+                                     *((job, port, t.logging_namespace) for job, port in (
+                                         ("elasticsearch-exporter", mc.ES_EXPORTER_PORT),
+                                         ("logstash-exporter", mc.LOGSTASH_EXPORTER_PORT))
+                                       if t.logging_namespace)):
             relabel = [r for r in jobs[job]["relabel_configs"]
                        if r.get("source_labels") != ["__meta_kubernetes_pod_container_port_number"]]
             relabel.append({"target_label": "job", "replacement": job})

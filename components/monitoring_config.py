@@ -28,6 +28,9 @@ from typing import Optional, Sequence
 
 import yaml
 
+from . import logging_alerts
+from .logging_alerts import LOGSTASH_EXPORTER_PORT
+
 # --------------------------------------------------------------------------- constants
 
 PROMETHEUS_PORT = 9090
@@ -113,7 +116,8 @@ EXPORTER_METRICS: dict[str, frozenset] = {
     "elasticsearch-exporter": frozenset({
         "elasticsearch_cluster_health_status", "elasticsearch_cluster_health_number_of_nodes",
         "elasticsearch_cluster_health_unassigned_shards",
-    }),
+    }) | logging_alerts.EXPORTER_METRICS["elasticsearch-exporter"],
+    "logstash-exporter": logging_alerts.EXPORTER_METRICS["logstash-exporter"],
     "node-exporter": frozenset({
         "node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "node_load1",
@@ -434,6 +438,8 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
         {"name": "new-api-alerts", "rules": seed},
         {"name": "new-api-slo-recording", "interval": "30s", "rules": recordings},
         {"name": "new-api-slo-alerts", "rules": slo_alerts},
+        # Log-based alerts and Elasticsearch's backups, with the logging stack.
+        *([logging_alerts.rule_group()] if t.logging_namespace else []),
     ]}, t.runbook_base)
 
 
@@ -535,6 +541,10 @@ def scrape_jobs(t: Targets) -> list[dict]:
         *([_k8s_pod_job("elasticsearch-exporter", t.logging_namespace, ES_EXPORTER_PORT,
                         keep_labels={"app.kubernetes.io/name": "elasticsearch"},
                         static_labels={"service": "elasticsearch"})] if t.logging_namespace else []),
+        # The Logstash pods' exporter sidecar (per-plugin counts of New API's log lines).
+        *([_k8s_pod_job("logstash-exporter", t.logging_namespace, LOGSTASH_EXPORTER_PORT,
+                        keep_labels={"app.kubernetes.io/name": "logstash"},
+                        static_labels={"service": "logstash"})] if t.logging_namespace else []),
         # The platform's own metrics endpoints (Grafana and the blackbox exporter serve /metrics).
         _k8s_pod_job("grafana", t.monitoring_namespace, GRAFANA_PORT,
                      keep_labels={"app.kubernetes.io/name": "grafana"}),

@@ -15,7 +15,7 @@ def test_exporter_sidecar_reads_cluster_health_as_a_monitor_only_user(dev):
     assert env["ES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "monitor-password"
     assert {"name": "metrics", "containerPort": 9114, "protocol": "TCP"} in exporter["ports"]
     role = json.loads(dev.k8s("ConfigMap", "elasticsearch-setup")["data"][f"role-{lc.MONITOR_ROLE}.json"])
-    assert role["cluster"] == ["monitor"]
+    assert role["cluster"] == ["monitor", "monitor_snapshot"]  # health, stats, snapshot list: read-only
     assert all(p == ["monitor"] for p in (i["privileges"] for i in role["indices"]))  # no document reads
 
 
@@ -25,7 +25,7 @@ def test_prometheus_scrapes_it_and_the_network_allows_exactly_that(dev):
     assert scrape == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
                        "ports": [{"protocol": "TCP", "port": 9114}]}]
     prom_egress = dev.k8s("NetworkPolicy", "prometheus")["spec"]["egress"]
-    assert any(r["ports"] == [{"protocol": "TCP", "port": 9114}] for r in prom_egress)
+    assert any({"protocol": "TCP", "port": 9114} in r["ports"] for r in prom_egress)
     bindings = {b["metadata"]["namespace"] for b in dev.k8s_all("RoleBinding")}
     assert "logging" in bindings
 

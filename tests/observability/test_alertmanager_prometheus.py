@@ -116,7 +116,7 @@ def test_kubernetes_sd_blocks_are_pod_role_scoped_to_namespaces_rbac_covers(dev)
     sd_jobs = [j for j in cfg["scrape_configs"] if "kubernetes_sd_configs" in j]
     assert {j["job_name"] for j in sd_jobs} == {"ingress-nginx", "postgres-exporter", "redis-exporter",
                                                 "node-exporter", "kube-state-metrics", "elasticsearch-exporter",
-                                                "grafana", "blackbox-exporter"}
+                                                "logstash-exporter", "grafana", "blackbox-exporter"}
     for job in sd_jobs:
         for sd in job["kubernetes_sd_configs"]:
             assert sd["role"] == "pod" and set(sd) == {"role", "namespaces"}

@@ -9,6 +9,7 @@ import yaml
 from conftest import k8s_object
 
 from components import monitoring_config as mc
+from log_alert_cases import CASES as LOG_ALERT_CASES
 
 SEL = 'namespace="new-api",service="new-api",ingress="new-api"'
 ROUTED_SEVERITIES = {"critical", "warning", "info"}
@@ -125,6 +126,8 @@ CASES = {
     "NewApiSLOLevel4CircuitBreak": ("1m", "10m", [req("200", "0+950x20"), req("500", "0+50x20")],
                                     [req("200", "0+995x20"), req("500", "0+5x20")]),
 }
+
+CASES.update(LOG_ALERT_CASES)  # with the logging stack (tests/observability/log_alert_cases.py)
 
 QUIET_TRAFFIC = ("1m", "10m", [req("200", "0+0.6x20"), req("500", "0+0.4x20")])
 """40 % errors at 0.01 req/s: too little traffic for the SLO ratio alerts."""
