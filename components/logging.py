@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common, images
+from . import kibana_config as kc
 from . import logging_alerts as la
 from . import logging_config as lc
 from .base import PlatformComponent
@@ -587,30 +588,39 @@ class Logging(PlatformComponent):
         self._kibana_setup(dep)
 
     def _kibana_setup(self, kibana):
-        """A Job that creates the ``new-api-logs-*`` data view once Kibana is up (idempotent)."""
+        """A Job that creates the ``new-api-logs-*`` data view and seed 000's dashboard with
+        its visualizations once Kibana is up (idempotent: overwrite on every run; a changed
+        object changes the template, so the Job is replaced and re-runs)."""
         a, ns = self._a, self._a["namespace"]
         lbl, sel = self._labels("kibana-setup")
         sa = self._sa("kibana-setup", ns, lbl)
+        objects = kc.saved_objects()
+        cm = k8s.core.v1.ConfigMap(f"{self._name}-kibana-setup", metadata=common.meta("kibana-setup", ns, lbl),
+                                   data=objects, opts=self._opts())
         container = self._container(
             "kibana-setup", images.ELASTICSEARCH, a["resources"]["setup"],
-            command=["bash", "-c", lc.KIBANA_SETUP_SCRIPT],
+            command=["bash", "-c", kc.KIBANA_SETUP_SCRIPT],
             env=[{"name": "KIBANA_URL", "value": f"http://kibana.{ns}.svc:{lc.KIBANA_PORT}"},
-                 {"name": "DATA_VIEW", "value": json.dumps(lc.data_view(), sort_keys=True)},
-                 {"name": "DATA_VIEW_ID", "value": lc.DATA_VIEW_ID},
+                 {"name": "DATA_VIEW", "value": json.dumps(kc.data_view(), sort_keys=True)},
+                 {"name": "DATA_VIEW_ID", "value": kc.DATA_VIEW_ID},
+                 {"name": "OBJECTS_DIR", "value": "/kibana-setup"},
                  {"name": "HOME", "value": "/tmp"},
                  {"name": "KIBANA_SETUP_USER", "value": lc.KIBANA_SETUP_USER},
                  common.secret_env("KIBANA_SETUP_PASSWORD", self.credentials.metadata.name,
                                    lc.USERS[lc.KIBANA_SETUP_USER][2])],
-            volume_mounts=[common.mount("tmp", "/tmp")])
+            volume_mounts=[common.mount("objects", "/kibana-setup", read_only=True), common.mount("tmp", "/tmp")])
         k8s.batch.v1.Job(
             f"{self._name}-kibana-setup", metadata=common.meta("kibana-setup", ns, lbl),
             spec={"backoff_limit": 6, "active_deadline_seconds": 1200, "ttl_seconds_after_finished": 86400,
-                  "template": {"metadata": {"labels": lbl, "annotations": self._rotation(
-                                   "kibana-setup", lc.USERS[lc.KIBANA_SETUP_USER][2])},
+                  "template": {"metadata": {"labels": lbl, "annotations": {
+                                   "checksum/objects": _checksum(*(objects[k] for k in sorted(objects))),
+                                   **self._rotation("kibana-setup", lc.USERS[lc.KIBANA_SETUP_USER][2])}},
                                "spec": common.restricted_pod_spec(
                                    service_account=sa.metadata.name, containers=[container],
-                                   restart_policy="Never", volumes=[common.empty_dir("tmp", "16Mi")])}},
-            opts=self._opts(kibana, delete_before_replace=True))
+                                   restart_policy="Never",
+                                   volumes=[{"name": "objects", "config_map": {"name": cm.metadata.name}},
+                                            common.empty_dir("tmp", "16Mi")])}},
+            opts=self._opts(kibana, cm, delete_before_replace=True))
         self._netpol("kibana-setup", ns, lbl, sel, [],
                      [{"to": [{"pod_selector": {"match_labels": self._labels("kibana")[1]}}],
                        "ports": common.tcp(lc.KIBANA_PORT)}])

@@ -328,7 +328,9 @@ def index_template(replicas: int) -> dict:
                 "client_ip": {"type": "ip", "ignore_malformed": True},
                 "method": {"type": "keyword"}, "path": {"type": "keyword", "ignore_above": 2048},
                 "request_id": {"type": "keyword"}, "route_tag": {"type": "keyword"},
-                "container_name": {"type": "keyword"}, "message": {"type": "text"},
+                "container_name": {"type": "keyword"},
+                # message.keyword: Kibana's "Top error messages" table aggregates on it.
+                "message": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
             }},
         },
         "_meta": {"managed_by": "pulumi"},
@@ -434,34 +436,6 @@ def setup_files(retention_days: int, replicas: int, repository: Optional[dict] =
         files["snapshot-repository.json"] = json.dumps(repository, indent=1, sort_keys=True)
         files["slm-policy.json"] = json.dumps(slm_policy(snapshot_retention_days), indent=1, sort_keys=True)
     return files
-
-
-#: Kibana data view of the log indices, created by the kibana-setup Job (seed notes §5.7
-#: #57: the seed's saved objects were for 7.10 and referenced the pattern by name).
-DATA_VIEW_ID = "new-api-logs"
-
-
-def data_view() -> dict:
-    """Body of ``POST /api/data_views/data_view``; ``override`` makes a re-run idempotent."""
-    return {"data_view": {"id": DATA_VIEW_ID, "name": "New API logs", "title": f"{LOG_INDEX_PREFIX}-*",
-                          "timeFieldName": "@timestamp"},
-            "override": True}
-
-
-#: The kibana-setup Job's script: waits for Kibana, then creates or overwrites the data view.
-KIBANA_SETUP_SCRIPT = r"""
-set -eu
-auth="${KIBANA_SETUP_USER}:${KIBANA_SETUP_PASSWORD}"
-i=0
-until [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$auth" "$KIBANA_URL/api/status")" = 200 ]; do
-  i=$((i+1)); [ "$i" -ge 60 ] && { echo "Kibana not available at $KIBANA_URL"; exit 1; }
-  sleep 5
-done
-code=$(curl -s -o /tmp/reply -w '%{http_code}' -u "$auth" -X POST -H 'kbn-xsrf: true' \
-  -H 'Content-Type: application/json' "$KIBANA_URL/api/data_views/data_view" --data-binary "$DATA_VIEW")
-if [ "$code" -ge 300 ]; then echo "data view failed: $code $(cat /tmp/reply)"; exit 1; fi
-echo "data view $DATA_VIEW_ID ready"
-""".strip()
 
 
 def filebeat_yml(*, app_namespace: str, app_name: str, environment: str, logstash_host: str) -> str:
