@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from .images import ELASTIC_VERSION
 from .logging_config import LOG_INDEX_PREFIX
 
 DATA_VIEW_ID = "new-api-logs"
@@ -77,7 +78,7 @@ def dashboard() -> dict:
     panels, refs = [], []
     for i, (vis_id, (x, y, w, h)) in enumerate(GRID.items()):
         panels.append({"panelIndex": str(i + 1), "gridData": {"x": x, "y": y, "w": w, "h": h, "i": str(i + 1)},
-                       "embeddableConfig": {}, "panelRefName": f"panel_{i}", "version": "8.17.4"})
+                       "embeddableConfig": {}, "panelRefName": f"panel_{i}", "version": ELASTIC_VERSION})
         refs.append({"name": f"panel_{i}", "type": "visualization", "id": vis_id})
     return {"attributes": {"title": "New API logs", "description": "New API application log analysis",
                            "timeRestore": False, "version": 1, "panelsJSON": json.dumps(panels, sort_keys=True),
