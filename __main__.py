@@ -3,8 +3,8 @@ the components together. Every decision about *how* lives in components/."""
 
 import pulumi
 
-from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres, PostgresBackup, Redis,
-                        RestrictedNamespace, StackSecrets, TlsIngress)
+from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres, PostgresBackup, PublicEntry,
+                        Redis, RestrictedNamespace, StackSecrets)
 from components import logging as logging_component
 from components import logging_config
 from components import monitoring_config
@@ -13,6 +13,8 @@ from components.backup import pod_selector as backup_pod_selector
 from stack import config as stack_config
 
 cfg = stack_config.load()  # raises ConfigError before any resource is registered
+#: The public entry (entry.kind): its data plane, metrics and traffic router, for every component.
+entry = cfg.entry_spec
 
 #: The app's component name: its Services, HPA, Ingress and pod labels derive from it, and
 #: the datastores' and monitoring's references to them use it too.
@@ -159,7 +161,8 @@ app = ApiService(APP, {
     "shutdown_timeout_seconds": cfg.app.shutdown_timeout_seconds,
     "pre_stop_seconds": cfg.app.pre_stop_seconds,
     "timezone": cfg.app.timezone,
-    "ingress_namespace": cfg.ingress.controller_namespace,
+    "entry": entry.kind,
+    "ingress_namespace": entry.data_plane_namespace,
     "monitoring_namespace": cfg.monitoring.namespace if cfg.monitoring.enabled else None,
     "datastore_egress": [*postgres.egress_targets, *redis.egress_targets],
     "upstream_cidrs": list(cfg.network.upstream_cidrs),
@@ -173,27 +176,10 @@ app = ApiService(APP, {
                        else monitoring_config.prometheus_url(cfg.monitoring.namespace))
     if cfg.monitoring.enabled else None,
     # Scale on load, not only CPU (seed 004 §4.3): requests/s per pod via Prometheus Adapter.
-    "extra_metrics": [monitoring_config.hpa_rps_metric(APP, cfg.monitoring.autoscale.rps_per_pod_target)]
+    "extra_metrics": [entry.hpa_rps_metric(APP, cfg.monitoring.autoscale.rps_per_pod_target)]
     if cfg.monitoring.enabled and cfg.monitoring.autoscale.enabled else [],
 }, opts=pulumi.ResourceOptions(depends_on=[namespace, postgres, redis]))
 
-ingress = TlsIngress(APP, {
-    "namespace": namespace.name,
-    # The relay and playground as their own paths: latency measures leave them out.
-    "paths": [*monitoring_config.STREAMING_PATHS, "/"],
-    "ingress_namespace": cfg.ingress.controller_namespace,
-    "host": cfg.domain,
-    "service_name": app.service_name,
-    "service_port": app.service_port,
-    "class_name": cfg.ingress.class_name,
-    "tls": cfg.ingress.tls.enabled,
-    "issuer": cfg.ingress.tls.issuer,
-    "acme_email": cfg.ingress.tls.acme_email,
-    "proxy_timeout_seconds": cfg.ingress.proxy_timeout_seconds,
-    "proxy_body_size_mb": cfg.ingress.proxy_body_size_mb,
-}, opts=pulumi.ResourceOptions(depends_on=[app]))
-
-pulumi.export("url", ingress.url)
 pulumi.export("namespace", namespace.name)
 pulumi.export("adminUsername", app.admin_username)
 pulumi.export("adminPassword", secrets.admin_password)
@@ -240,7 +226,7 @@ if cfg.logging.enabled:
         "kibana_host": cfg.logging.kibana_host,
         # Served publicly in prod: two instances behind a PDB (K8S-034).
         "kibana_replicas": 2 if cfg.is_prod and cfg.logging.kibana_host else 1,
-        "ingress_namespace": cfg.ingress.controller_namespace,
+        "ingress_namespace": entry.data_plane_namespace,
         "retention_days": cfg.logging.retention_days,
         "snapshot_retention_days": cfg.logging.snapshot_retention_days,
         # Snapshots: the backup bucket (IRSA) when there is one, else a volume (single node).
@@ -264,7 +250,8 @@ if cfg.monitoring.enabled:
         "agent_namespace": mon.agent_namespace,
         "app_namespace": cfg.namespace,
         "app_service": APP,
-        "ingress_namespace": cfg.ingress.controller_namespace,
+        "entry": entry.kind,
+        "ingress_namespace": entry.data_plane_namespace,
         "ingress_name": APP,
         "cluster_name": f"new-api-{cfg.environment}",
         "mode": mon.mode,
@@ -303,21 +290,36 @@ if cfg.monitoring.enabled:
     }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
     pulumi.export("grafanaUrl", monitoring.grafana_url)
     pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+# --------------------------------------------------------------------------- public entry
+# One entry for every public host: the app (its relay, playground and API as separate
+# routes) and, optionally, Kibana (its login guards it).
+sites = [{"host": cfg.domain, "namespace": namespace.name, "route_name": APP, "service_name": app.service_name,
+          "service_port": app.service_port,
+          **({"canary_service": app.canary_service_name} if cfg.app.delivery.strategy == "canary" else {})}]
 if logging_stack is not None and cfg.logging.kibana_host:
-    # Kibana behind the same TLS entry (the app's TlsIngress created the ClusterIssuer).
-    kibana_ingress = TlsIngress("kibana", {
-        "namespace": cfg.logging.namespace,
-        "host": cfg.logging.kibana_host,
-        "service_name": "kibana",
-        "service_port": logging_config.KIBANA_PORT,
-        "class_name": cfg.ingress.class_name,
-        "issuer": cfg.ingress.tls.issuer,
-        "acme_email": cfg.ingress.tls.acme_email,
-        "create_issuer": False,
-        "tls_secret_name": "kibana-tls",
-        "ingress_namespace": cfg.ingress.controller_namespace,
-    }, opts=pulumi.ResourceOptions(depends_on=[logging_stack, ingress]))
-    pulumi.export("kibanaPublicUrl", kibana_ingress.url)
+    sites.append({"host": cfg.logging.kibana_host, "namespace": cfg.logging.namespace, "route_name": "kibana",
+                  "service_name": "kibana", "service_port": logging_config.KIBANA_PORT})
+gateway_cfg = cfg.entry.gateway
+public = PublicEntry("entry", {
+    "kind": entry.kind,
+    "sites": sites,
+    "data_plane_namespace": entry.data_plane_namespace,
+    "tls": cfg.ingress.tls.enabled,
+    "issuer": cfg.ingress.tls.issuer,
+    "acme_email": cfg.ingress.tls.acme_email,
+    "proxy_timeout_seconds": cfg.ingress.proxy_timeout_seconds,
+    "proxy_body_size_mb": cfg.ingress.proxy_body_size_mb,
+    "class_name": cfg.ingress.class_name,
+    "gateway": {"create": gateway_cfg.gateway.create, "name": gateway_cfg.gateway.name,
+                "namespace": gateway_cfg.gateway.namespace, "class_name": gateway_cfg.gateway.class_name,
+                "https_section": gateway_cfg.gateway.https_section},
+    "request_timeout_seconds": gateway_cfg.request_timeout_seconds,
+    "trusted_hops": gateway_cfg.trusted_hops,
+    "envoy_gateway": gateway_cfg.envoy_gateway,
+}, opts=pulumi.ResourceOptions(depends_on=[app, *([logging_stack] if logging_stack is not None else [])]))
+pulumi.export("url", public.url)
+if logging_stack is not None and cfg.logging.kibana_host:
+    pulumi.export("kibanaPublicUrl", public.urls.apply(lambda urls: urls[1]))
 if logging_stack is not None:
     pulumi.export("kibanaUrl", logging_stack.kibana_url)
     pulumi.export("elasticPassword", logging_stack.elastic_password)

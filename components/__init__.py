@@ -3,7 +3,7 @@
 Each component takes typed args (a ``TypedDict``), never reads ``pulumi.Config``, and
 defaults to the production-grade setting. Import what you need::
 
-    from components import ApiService, StackSecrets, TlsIngress, RestrictedNamespace
+    from components import ApiService, StackSecrets, PublicEntry, RestrictedNamespace
 """
 
 import inspect as _inspect
@@ -12,11 +12,13 @@ import pulumi as _pulumi
 
 from .app import ApiService, ApiServiceArgs
 from .backup import BackupBucket, BackupBucketArgs, PostgresBackup, PostgresBackupArgs
+from .gateway import GatewayEntry, GatewayEntryArgs
 from .ingress import TlsIngress, TlsIngressArgs
 from .logging import Logging, LoggingArgs
 from .monitoring import Monitoring, MonitoringArgs
 from .namespace import RestrictedNamespace, RestrictedNamespaceArgs
 from .postgres import Postgres, PostgresArgs
+from .public_entry import PublicEntry, PublicEntryArgs
 from .redis import Redis, RedisArgs
 from .secrets import StackSecrets, StackSecretsArgs
 
@@ -29,7 +31,7 @@ __all__ = [
     "Logging", "LoggingArgs", "Monitoring", "MonitoringArgs",
     "RestrictedNamespace", "RestrictedNamespaceArgs",
     "StackSecrets", "StackSecretsArgs",
-    "TlsIngress", "TlsIngressArgs",
+    "TlsIngress", "TlsIngressArgs", "GatewayEntry", "GatewayEntryArgs", "PublicEntry", "PublicEntryArgs",
 ]
 
 

@@ -11,7 +11,7 @@ from typing import Any, Optional, Required, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, delivery, entry_metrics, postgres_base
+from . import common, delivery, entry, entry_metrics, postgres_base
 
 APP = "new-api"
 #: New API listens on 3000 (``--port``/``PORT``, CONTRACT §1); the Service exposes 80.
@@ -34,8 +34,6 @@ DEFAULT_POOL = {"max_open_conns": 12, "max_idle_conns": 5, "max_lifetime_seconds
 """Per-pod DB pool: (HPA max 10 + 3 surge pods during a rolling update + master) x 12 + 20
 reserved = 188 <= 200 connections (seed notes §4 #41). New API's own default is 1000 open
 connections per pod."""
-#: Entry kinds whose proxy carries the app's traffic and measures it (entry_metrics).
-ENTRIES = ("ingress-nginx",)
 DEFAULT_UPSTREAM_PORTS = (443,)
 """TCP ports the app may open to upstreams: HTTPS. Add 465/587 for New API's e-mail
 (password resets, notifications), or a self-hosted model server's port."""
@@ -183,7 +181,8 @@ class ApiServiceArgs(TypedDict, total=False):
     timezone: str
     """TZ (default UTC; log parsing assumes it)."""
     ingress_namespace: str
-    """Namespace of the ingress controller allowed to reach the serving pods."""
+    """Namespace of the entry's data plane allowed to reach the serving pods (default: the
+    entry's own, ingress-nginx or envoy-gateway-system)."""
     monitoring_namespace: str
     """Namespace allowed to probe the pods (optional)."""
     datastore_egress: list[EgressTargetArgs]
@@ -199,8 +198,10 @@ class ApiServiceArgs(TypedDict, total=False):
     extra_env: dict[str, str]
     """Escape hatch: extra non-secret env (ConfigMap) for both workloads."""
     entry: str
-    """The public entry's proxy (default ingress-nginx): its metrics are what the canary
-    and blue-green analyses measure."""
+    """The public entry (components/entry.py): ``gateway`` (default, Gateway API) or
+    ``ingress-nginx`` (legacy). Its data plane may reach the serving pods, its metrics are
+    what the canary and blue-green analyses measure, and its traffic router shifts the
+    canary's weight."""
     strategy: str
     """How the serving pods are updated: ``rolling`` (default, a Deployment), ``canary`` or
     ``blue-green`` (an Argo Rollouts ``Rollout``; the Argo Rollouts controller is a
@@ -210,11 +211,11 @@ class ApiServiceArgs(TypedDict, total=False):
     prometheus_url: str
     """Prometheus the analyses query (required with canary or blue-green)."""
     stable_ingress: str
-    """The Ingress Argo shifts canary traffic through (default: the component name, as
-    TlsIngress names it)."""
+    """The Ingress or HTTPRoute Argo shifts canary traffic through (default: the component
+    name, as the entry names it)."""
     extra_metrics: list[dict[str, Any]]
     """Extra autoscaling/v2 metrics for the serving HPA besides CPU and memory, e.g. requests
-    per second per pod through Prometheus Adapter (``monitoring_config.hpa_rps_metric``)."""
+    per second per pod through Prometheus Adapter (``EntrySpec.hpa_rps_metric``)."""
 
 
 def peak_serving_pods(max_replicas: int, strategy: str) -> tuple[int, str]:
@@ -303,7 +304,6 @@ def _validate(args: ApiServiceArgs) -> dict:
     a.setdefault("shutdown_timeout_seconds", DEFAULT_SHUTDOWN_TIMEOUT)
     a.setdefault("pre_stop_seconds", DEFAULT_PRE_STOP)
     a.setdefault("timezone", "UTC")
-    a.setdefault("ingress_namespace", "ingress-nginx")
     a.setdefault("upstream_cidrs", list(DEFAULT_UPSTREAM_CIDRS))
     a["upstream_ports"] = list(a.get("upstream_ports") or DEFAULT_UPSTREAM_PORTS)
     common.require(all(isinstance(p, int) and 0 < p < 65536 for p in a["upstream_ports"]), "upstream_ports",
@@ -314,8 +314,9 @@ def _validate(args: ApiServiceArgs) -> dict:
         common.require(bool(a.get("priority_class_name")), "priority_class_value", "needs priority_class_name")
         common.require(0 < int(a["priority_class_value"]) <= 1_000_000_000, "priority_class_value",
                        "must be between 1 and 1000000000 (higher values are reserved for system pods)")
-    a.setdefault("entry", "ingress-nginx")
-    common.require(a["entry"] in ENTRIES, "entry", f"{a['entry']!r} must be one of {', '.join(ENTRIES)}")
+    a.setdefault("entry", entry.DEFAULT_KIND)
+    common.require(a["entry"] in entry.KINDS, "entry", f"{a['entry']!r} must be one of {', '.join(entry.KINDS)}")
+    a["entry_spec"] = entry.entry_spec(a["entry"], a.get("ingress_namespace"))
     a.setdefault("strategy", "rolling")
     common.require(a["strategy"] in delivery.STRATEGIES, "strategy",
                    f"{a['strategy']!r} must be one of {', '.join(delivery.STRATEGIES)}")
@@ -386,6 +387,9 @@ class ApiService(pulumi.ComponentResource):
     """ClusterIP Service of the serving pods (port 80)."""
     service_port: pulumi.Output[int]
     """Port of that Service."""
+    canary_service_name: pulumi.Output[str]
+    """Argo Rollouts' canary Service (empty unless the strategy is canary): the entry's
+    traffic router sends the canary's share to it."""
     master_service_name: pulumi.Output[str]
     """ClusterIP Service of the master (port 3000, in-cluster only)."""
     admin_username: pulumi.Output[str]
@@ -645,7 +649,7 @@ class ApiService(pulumi.ComponentResource):
                     if a["strategy"] == "blue-green" else [])
         self.serving_policy = netpol(
             "serving", "serving",
-            [{"from": [common.namespace_peer(a["ingress_namespace"])], "ports": app_port}, *scrapers, *rollouts], egress)
+            [{"from": [a["entry_spec"].data_plane_peer()], "ports": app_port}, *scrapers, *rollouts], egress)
         self.master_policy = netpol(
             "master", "master",
             [{"from": [{"pod_selector": {"match_labels": sel["bootstrap"]}}], "ports": app_port}, *scrapers],
@@ -655,6 +659,8 @@ class ApiService(pulumi.ComponentResource):
             [{"to": [{"pod_selector": {"match_labels": sel["master"]}}], "ports": app_port}])
 
         self.service_name = self.service.metadata.name
+        self.canary_service_name = (self.second_service.metadata.name if a["strategy"] == "canary"
+                                    else pulumi.Output.from_input(""))
         self.strategy = pulumi.Output.from_input(a["strategy"])
         self.service_port = pulumi.Output.from_input(SERVICE_PORT)
         self.master_service_name = self.master_service.metadata.name
@@ -662,6 +668,7 @@ class ApiService(pulumi.ComponentResource):
         self.register_outputs({
             "service_name": self.service_name,
             "service_port": self.service_port,
+            "canary_service_name": self.canary_service_name,
             "strategy": self.strategy,
             "master_service_name": self.master_service_name,
             "admin_username": self.admin_username,
@@ -683,7 +690,7 @@ class ApiService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
         # The queries name the namespace (the entry's labels carry it): built once it is known.
         specs = pulumi.Output.from_input(ns).apply(lambda namespace: delivery.analysis_templates(
-            name, a["prometheus_url"], d, entry_metrics.red_source(a["entry"], entry_metrics.App(
+            name, a["prometheus_url"], d, a["entry_spec"].red_source(entry_metrics.App(
                 namespace=namespace, service=name, service_port=SERVICE_PORT, canary_service=second)),
             strategy))
         templates = [
@@ -704,7 +711,7 @@ class ApiService(pulumi.ComponentResource):
                 "progressDeadlineSeconds": 600,
                 "strategy": delivery.rollout_strategy(
                     strategy, d, name=name, namespace=ns, stable_service=name, second_service=second,
-                    stable_ingress=a.get("stable_ingress") or name),
+                    stable_route=a.get("stable_ingress") or name, entry_kind=a["entry"]),
             },
             opts=child(self.deployment, self.service, second_service, *templates))
         return rollout, second_service

@@ -4,7 +4,8 @@ schema for Grafana 11.6, see ``images.GRAFANA``).
 
 The seed's application dashboard (seed 000: request QPS total/2xx, P50/P95/P99, error %
 with thresholds 1/5, active connections; ``now-1h``) is rebuilt on metrics that exist:
-ingress-nginx for the RED metrics (New API has no ``/metrics``), the recording rules of
+the entry's proxy for the RED metrics (New API has no ``/metrics``; ingress-nginx or
+Envoy Gateway, :mod:`components.entry_metrics`), the recording rules of
 :mod:`components.monitoring_config` for the SLO view, postgres_exporter and
 redis_exporter for the datastores. Legacy ``graph``/``singlestat`` panels become
 ``timeseries``/``stat``; the 5 s refresh becomes 30 s (seed notes §5.6 #47).
@@ -62,25 +63,24 @@ def _base(title: str, uid: str, tags: list[str]) -> dashboard.Dashboard:
 
 
 def application_dashboard(t: Targets) -> dashboard.Dashboard:
-    """Seed 000 "New-API监控仪表板", on ingress-nginx metrics."""
-    sel = t.ingress_selector
-    req = f"sum(rate(nginx_ingress_controller_requests{{{sel}}}[$__rate_interval]))"
-    ok = f'sum(rate(nginx_ingress_controller_requests{{{sel},status=~"2.."}}[$__rate_interval]))'
-    err = f'sum(rate(nginx_ingress_controller_requests{{{sel},status=~"5.."}}[$__rate_interval]))'
-    q = lambda p: (f"histogram_quantile({p}, sum by (le) (rate("  # noqa: E731
-                   f"nginx_ingress_controller_request_duration_seconds_bucket{{{sel}}}[$__rate_interval])))")
+    """Seed 000 "New-API监控仪表板", on the entry's metrics (``Targets.red``)."""
+    red, w = t.red, "$__rate_interval"
+    req = red.request_rate(window=w)
+    ok = red.request_rate(window=w, status_class="2")
+    err = red.request_rate(window=w, errors=True)
     return (_base("New API", "new-api-app", ["monitoring"])
-            .description("Request rate, success rate, latency and errors of New API, measured at the "
-                         "ingress-nginx controller (New API exposes no /metrics).")
+            .description(f"Request rate, success rate, latency and errors of New API, measured at the "
+                         f"entry's proxy ({red.kind}; New API exposes no /metrics). Latency leaves out the "
+                         "relay and playground (streamed generation time).")
             .with_panel(_ts("请求QPS (request rate)", "reqps", [(req, "总QPS (total)"), (ok, "成功QPS (2xx)")],
                             (8, 12, 0, 0)))
-            .with_panel(_ts("响应时间 (response time)", "s",
-                            [(q(0.50), "P50"), (q(0.95), "P95"), (q(0.99), "P99")], (8, 12, 12, 0)))
+            .with_panel(_ts("响应时间 (response time, API without relay)", "s",
+                            [(red.quantile(p, window=w), f"P{int(p * 100)}") for p in (0.50, 0.95, 0.99)],
+                            (8, 12, 12, 0)))
             .with_panel(_stat("错误率 (5xx error rate)", "percent", f"{err} / {req} * 100", "错误率",
                               (4, 6, 0, 8), thresholds=(1, 5)))
             .with_panel(_stat("成功率 (success rate)", "percentunit", f"{ok} / {req}", "success", (4, 6, 6, 8)))
-            .with_panel(_stat("活跃连接数 (active connections, ingress controller)", "short",
-                              'sum(nginx_ingress_controller_nginx_process_connections{state="active"})',
+            .with_panel(_stat("活跃连接数 (active connections, entry proxy)", "short", red.connections,
                               "活跃连接", (4, 6, 12, 8)))
             .with_panel(_stat("Health probe (GET /api/status)", "percentunit",
                               'avg(avg_over_time(probe_success{job="new-api"}[$__rate_interval]))', "up",

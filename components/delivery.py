@@ -14,6 +14,7 @@ Fixes of the seeds' versions (SEED-NOTES §5.5 #25-29):
 
 from typing import Optional
 
+from .entry import CANARY_HEADER_ROUTE, GATEWAY_API_PLUGIN
 from .entry_metrics import RedSource
 
 STRATEGIES = ("rolling", "blue-green", "canary")
@@ -107,13 +108,39 @@ def _args(service: str, namespace: str) -> list:
     return [{"name": "service", "value": service}, {"name": "namespace", "value": namespace}]
 
 
-def rollout_strategy(strategy: str, d: dict, *, name: str, namespace: str, stable_service: str,
-                     second_service: str, stable_ingress: str) -> dict:
-    """``Rollout.spec.strategy``: canary with nginx traffic routing through the stable
-    Ingress, or blue-green with manual promotion."""
+def traffic_routing(entry_kind: str, d: dict, *, namespace, stable_route: str) -> dict:
+    """``canary.trafficRouting`` for the entry: ingress-nginx's canary Ingress (Argo copies
+    the stable Ingress with ``canary-by-header``), or Argo Rollouts' Gateway API plugin
+    (``argoproj-labs/gatewayAPI``), which sets the weights of the stable and canary
+    backendRefs of the app's HTTPRoute and adds a header-match rule for the
+    ``setHeaderRoute`` step (argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi
+    ``pkg/plugin/httproute.go``)."""
+    if entry_kind == "ingress-nginx":
+        # header routing sends X-Canary: always to the canary (seed 000)
+        return {"nginx": {"stableIngress": stable_route,
+                          "additionalIngressAnnotations": {"canary-by-header": d["canary_header"]}}}
+    return {"plugins": {GATEWAY_API_PLUGIN: {"namespace": namespace,
+                                             "httpRoutes": [{"name": stable_route, "useHeaderRoutes": True}]}},
+            "managedRoutes": [{"name": CANARY_HEADER_ROUTE}]}
+
+
+def _header_steps(entry_kind: str, d: dict) -> list:
+    """Steps that route ``<canary_header>: always`` to the canary from the start (with
+    ingress-nginx the canary Ingress's annotation does it without a step)."""
+    if entry_kind == "ingress-nginx":
+        return []
+    return [{"setHeaderRoute": {"name": CANARY_HEADER_ROUTE, "match": [
+        {"headerName": d["canary_header"], "headerValue": {"exact": "always"}}]}}]
+
+
+def rollout_strategy(strategy: str, d: dict, *, name: str, namespace, stable_service: str,
+                     second_service: str, stable_route: str, entry_kind: str = "ingress-nginx") -> dict:
+    """``Rollout.spec.strategy``: canary with the entry's traffic router through the stable
+    route object (Ingress or HTTPRoute), or blue-green with manual promotion."""
     names = template_names(name)
     if strategy == "canary":
-        steps: list = []
+        header = _header_steps(entry_kind, d)
+        steps: list = list(header)
         for weight in d["canary_steps"]:
             steps += [{"setWeight": weight}, {"pause": {"duration": f"{d['pause_seconds']}s"}}]
         return {"canary": {
@@ -121,14 +148,11 @@ def rollout_strategy(strategy: str, d: dict, *, name: str, namespace: str, stabl
             "canaryService": second_service,
             "maxUnavailable": 0,
             "maxSurge": "25%",
-            "trafficRouting": {"nginx": {
-                "stableIngress": stable_ingress,
-                # header routing sends X-Canary: always to the canary (seed 000)
-                "additionalIngressAnnotations": {"canary-by-header": d["canary_header"]},
-            }},
+            "trafficRouting": traffic_routing(entry_kind, d, namespace=namespace, stable_route=stable_route),
             "analysis": {
                 "templates": [{"templateName": names["success_rate"]}, {"templateName": names["latency"]}],
-                "startingStep": d["analysis_starting_step"],
+                # counted in weight steps: a leading header step shifts the index
+                "startingStep": d["analysis_starting_step"] + len(header),
             },
             "steps": steps,
         }}

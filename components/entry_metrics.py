@@ -61,14 +61,22 @@ class RedSource:
         of paths (None: every group)."""
         raise NotImplementedError
 
+    #: The data plane's open client connections (dashboards).
+    connections: str
+
+    def class_matcher(self, status_class: str) -> str:
+        """Matcher of the requests in :attr:`requests` with a status class (``"5"``: 5xx)."""
+        raise NotImplementedError
+
     def error_matcher(self) -> str:
         """Matcher of the 5xx requests in :attr:`requests`."""
-        raise NotImplementedError
+        return self.class_matcher("5")
 
     # ---------------------------------------------------------------- derived queries
     def request_rate(self, version: Optional[str] = None, window: str = "5m", errors: bool = False,
-                     groups: Optional[tuple] = None) -> str:
+                     groups: Optional[tuple] = None, status_class: Optional[str] = None) -> str:
         sel = self.selector(version, groups) + (f",{self.error_matcher()}" if errors else "")
+        sel += f",{self.class_matcher(status_class)}" if status_class else ""
         return f"sum(rate({self.requests}{{{sel}}}[{window}]))"
 
     def success_ratio(self, version: Optional[str] = None, window: str = "5m") -> str:
@@ -91,7 +99,7 @@ class RedSource:
     @property
     def metric_names(self) -> frozenset:
         """Every metric name the queries above use (must be scraped)."""
-        return frozenset({self.requests, self.duration_bucket})
+        return frozenset({self.requests, self.duration_bucket, *_names(self.connections)})
 
 
 class IngressNginx(RedSource):
@@ -117,7 +125,7 @@ class IngressNginx(RedSource):
 
     def selector(self, version: Optional[str] = None, groups: Optional[tuple] = None) -> str:
         assert version in VERSIONS, version
-        sel = f'namespace="{self.app.namespace}",ingress="{self.app.route}",service="{self.app.service}"'
+        sel = f'namespace="{self.app.namespace}",service="{self.app.service}"'
         if version == "canary":
             sel += f',canary="{self.canary_upstream()}"'
         elif version == "stable":
@@ -131,13 +139,61 @@ class IngressNginx(RedSource):
                 sel += ',path=~"' + "|".join(included) + '"'
         return sel
 
-    def error_matcher(self) -> str:
-        return 'status=~"5.."'
+    connections = 'sum(nginx_ingress_controller_nginx_process_connections{state="active"})'
+
+    def class_matcher(self, status_class: str) -> str:
+        return f'status=~"{status_class}.."'
+
+
+class EnvoyGateway(RedSource):
+    """Envoy's upstream cluster statistics, as Envoy Gateway names the clusters.
+
+    Envoy Gateway names the cluster of an HTTPRoute rule ``httproute/<ns>/<route>/rule/<n>``
+    (``internal/gatewayapi/helpers.go`` ``irRouteDestinationName``); weighted backendRefs of
+    one rule share that cluster unless a backendRef carries filters, in which case every
+    backendRef gets its own cluster ``.../rule/<n>/backend/<i>`` (``irDestinationSettingName``;
+    ``internal/ir/xds.go`` ``NeedsClusterPerSetting`` / ``HasFiltersInSettings``;
+    ``internal/xds/translator/translator.go``). The stack's HTTPRoutes give each backendRef
+    a response-header filter, so backendRef 0 (stable) and 1 (canary) are separate clusters
+    and their statistics separate versions (docs/gateway-canary-metrics.md).
+
+    ``envoy_cluster_upstream_rq_xx`` counts completed upstream requests by status class
+    (``envoy_response_code_class``); ``envoy_cluster_upstream_rq_time`` is a histogram in
+    milliseconds.
+    """
+    kind = "gateway"
+    job = "envoy-gateway"
+    requests = "envoy_cluster_upstream_rq_xx"
+    duration_bucket = "envoy_cluster_upstream_rq_time_bucket"
+    duration_unit = 0.001
+    #: backendRef index of each version in every rule (the canary's exists only with the
+    #: canary strategy).
+    BACKENDS = {"stable": 0, "canary": 1}
+
+    def selector(self, version: Optional[str] = None, groups: Optional[tuple] = None) -> str:
+        assert version in VERSIONS, version
+        if version == "canary" and not self.app.canary_service:
+            raise ValueError("the app has no canary Service: a canary query needs one")
+        rules = [str(i) for i, (g, _) in enumerate(PATH_GROUPS) if groups is None or g in groups]
+        rule = rules[0] if len(rules) == 1 else "(" + "|".join(rules) + ")"
+        backend = "[0-9]+" if version is None else str(self.BACKENDS[version])
+        return (f'envoy_cluster_name=~"httproute/{self.app.namespace}/{self.app.route}/rule/{rule}'
+                f'/backend/{backend}"')
+
+    connections = "sum(envoy_http_downstream_cx_active)"
+
+    def class_matcher(self, status_class: str) -> str:
+        return f'envoy_response_code_class=~"{status_class}"'
+
+
+def _names(expr: str) -> set:
+    import re
+    return set(re.findall(r"([a-z_:][a-z0-9_:]*)\{", expr)) | set(re.findall(r"\(([a-z_:][a-z0-9_:]*)\)", expr))
 
 
 def red_source(kind: str, app: App) -> RedSource:
     """The RED source of an entry kind."""
-    sources = {cls.kind: cls for cls in (IngressNginx,)}
+    sources = {cls.kind: cls for cls in (IngressNginx, EnvoyGateway)}
     if kind not in sources:
         raise ValueError(f"entry kind {kind!r} has no metric source; one of {sorted(sources)}")
     return sources[kind](app)

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common, dashboards, images
+from . import entry as entry_mod
 from . import monitoring_config as mc
 from .base import PlatformComponent
 from .secrets import generated_secret
@@ -72,9 +73,12 @@ class MonitoringArgs(TypedDict, total=False):
     app_service_port: int
     """Its port (default 80)."""
     ingress_name: str
-    """The app's Ingress (RPS metric object); default new-api."""
+    """The app's route object, Ingress or HTTPRoute (RPS metric object); default new-api."""
     ingress_namespace: str
-    """Namespace of the ingress-nginx controller (RED metrics on :10254)."""
+    """Namespace of the entry's data plane (ingress-nginx's controller on :10254, or Envoy
+    Gateway's proxies on :19001): its RED metrics are scraped there."""
+    entry: str
+    """The public entry (components/entry.py): ``gateway`` or ``ingress-nginx`` (default)."""
     cluster_name: str
     """``cluster`` external label (Alertmanager groups and inhibits on it)."""
     mode: str
@@ -176,6 +180,8 @@ def _validate(args: MonitoringArgs) -> dict:
     a.setdefault("app_service", "new-api")
     a.setdefault("app_service_port", 80)
     a.setdefault("ingress_name", "new-api")
+    a.setdefault("entry", "ingress-nginx")
+    common.require(a["entry"] in entry_mod.KINDS, "entry", f"{a['entry']!r} must be one of {', '.join(entry_mod.KINDS)}")
     a.setdefault("cluster_name", a["app_namespace"])
     a.setdefault("operator_selector_labels", {"release": "kube-prometheus-stack"})
     a.setdefault("retention", "200h")
@@ -285,7 +291,7 @@ class Monitoring(PlatformComponent):
         self.targets = mc.Targets(
             app_namespace=a["app_namespace"], app_service=a["app_service"],
             app_service_port=int(a["app_service_port"]), monitoring_namespace=ns,
-            agent_namespace=a["agent_namespace"], ingress_namespace=a["ingress_namespace"],
+            agent_namespace=a["agent_namespace"], ingress_namespace=a["ingress_namespace"], entry_kind=a["entry"],
             cluster=a["cluster_name"], alertmanager_replicas=int(a["alertmanager_replicas"]),
             logging_namespace=a.get("elasticsearch_namespace") or None,
             runbook_base=a.get("runbook_base_url") or mc.RUNBOOK_DIR,
@@ -320,7 +326,7 @@ class Monitoring(PlatformComponent):
         hpa_metric: dict = {}
         if a["adapter"]:
             self._adapter(prom_url)
-            hpa_metric = mc.hpa_rps_metric(a["ingress_name"], float(a["rps_per_pod"]))
+            hpa_metric = self.targets.entry.hpa_rps_metric(a["ingress_name"], float(a["rps_per_pod"]))
         self.prometheus_url = pulumi.Output.from_input(prom_url)
         self.alertmanager_url = pulumi.Output.from_input(am_url)
         self.grafana_url = pulumi.Output.from_input(f"http://grafana.{ns}.svc:{mc.GRAFANA_PORT}" if a["grafana"] else "")
@@ -478,7 +484,7 @@ class Monitoring(PlatformComponent):
              "ports": common.tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT,
                                  mc.GRAFANA_PORT)},
             {"to": [common.namespace_peer(a["app_namespace"])], "ports": common.tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
-            {"to": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(mc.INGRESS_NGINX_METRICS_PORT)},
+            {"to": [self.targets.entry.data_plane_peer()], "ports": common.tcp(self.targets.entry.metrics_port)},
             *([{"to": [common.namespace_peer(self.targets.logging_namespace)],
                 "ports": common.tcp(mc.ES_EXPORTER_PORT, mc.LOGSTASH_EXPORTER_PORT)}]
               if self.targets.logging_namespace else []),
@@ -727,7 +733,7 @@ class Monitoring(PlatformComponent):
     def _adapter(self, prom_url: str):
         a, ns = self._a, self._a["namespace"]
         lbl, sel = self._labels("adapter")
-        text = mc.adapter_yaml()
+        text = mc.adapter_yaml(self.targets)
         cm = k8s.core.v1.ConfigMap(f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
                                    data={"config.yaml": text}, opts=self._opts())
         sa = k8s.core.v1.ServiceAccount(f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
@@ -736,7 +742,8 @@ class Monitoring(PlatformComponent):
             "prometheus-adapter", lbl,
             [{"api_groups": [""], "resources": ["namespaces", "pods", "services", "nodes"],
               "verbs": ["get", "list", "watch"]},
-             {"api_groups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]}],
+             {"api_groups": [self.targets.entry.route_object[0]], "resources": [self.targets.entry.route_object[2]],
+              "verbs": ["get", "list", "watch"]}],
             "prometheus-adapter", ns)
         subject = [{"kind": "ServiceAccount", "name": "prometheus-adapter", "namespace": ns}]
         k8s.rbac.v1.ClusterRoleBinding(
@@ -818,7 +825,8 @@ class Monitoring(PlatformComponent):
         lbl = {**lbl, **a["operator_selector_labels"]}
         jobs = {j["job_name"]: j for j in mc.scrape_jobs(t)}
         self.monitors = []
-        for job, port, namespace in (("ingress-nginx", mc.INGRESS_NGINX_METRICS_PORT, a["ingress_namespace"]),
+        entry = t.entry
+        for job, port, namespace in ((entry.job, entry.metrics_port, entry.data_plane_namespace),
                                      ("postgres-exporter", mc.POSTGRES_EXPORTER_PORT, a["app_namespace"]),
                                      ("redis-exporter", mc.REDIS_EXPORTER_PORT, a["app_namespace"]),
                                      *((job, port, t.logging_namespace) for job, port in (
@@ -832,7 +840,8 @@ class Monitoring(PlatformComponent):
                 f"{self._name}-{job}", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
                 metadata=common.meta(job, ns, lbl),
                 spec={"namespaceSelector": {"matchNames": [namespace]}, "selector": {},
-                      "podMetricsEndpoints": [{"portNumber": port, "path": "/metrics", "interval": "15s",
+                      "podMetricsEndpoints": [{"portNumber": port, "path": jobs[job].get("metrics_path", "/metrics"),
+                                               "interval": "15s",
                                                "relabelings": mc.relabelings(relabel)}]},
                 opts=self._opts()))
         _, bb_sel = self._labels("blackbox_exporter")

@@ -28,22 +28,19 @@ from typing import Optional, Sequence
 
 import yaml
 
+from . import entry as entry_mod
+from . import entry_metrics as em
 from . import logging_alerts
 from .logging_alerts import LOGSTASH_EXPORTER_PORT
 
 # --------------------------------------------------------------------------- constants
 
 PROMETHEUS_PORT = 9090
-#: ingress-nginx's request counter and latency histogram: the app's RED metrics (New API
-#: has no /metrics), used by rules, dashboards, the RPS autoscaling rule and canary analysis.
-INGRESS_REQUESTS = "nginx_ingress_controller_requests"
-INGRESS_DURATION_BUCKET = "nginx_ingress_controller_request_duration_seconds_bucket"
-#: New API's relay (``/v1``: completions, often streamed) and playground (``/pg``) take
-#: as long as the model generates: routed as their own Ingress paths, they are left out of
-#: latency measures (a 1 s or 0.5 s p95 over LLM completions means nothing, seed notes §4
-#: #20); success rates still count them.
-STREAMING_PATHS = ("/v1", "/pg")
-NOT_STREAMING = 'path!~"' + "|".join(STREAMING_PATHS) + '"'
+#: The app's RED metrics (New API has no /metrics) come from the entry's proxy: the
+#: metric source (components/entry_metrics.py) of ``Targets.entry_kind`` gives the names
+#: and selectors to rules, dashboards, the RPS autoscaling rule and canary analysis. The
+#: relay and playground are routed as their own paths and left out of latency measures.
+STREAMING_PATHS = em.STREAMING_PATHS
 
 
 def prometheus_url(namespace: str) -> str:
@@ -59,7 +56,7 @@ NODE_EXPORTER_PORT = 9100
 POSTGRES_EXPORTER_PORT = 9187
 REDIS_EXPORTER_PORT = 9121
 ES_EXPORTER_PORT = 9114
-INGRESS_NGINX_METRICS_PORT = 10254
+INGRESS_NGINX_METRICS_PORT = entry_mod.INGRESS_NGINX_METRICS_PORT
 ADAPTER_PORT = 6443
 
 #: Where the mounted files live inside the pods.
@@ -93,6 +90,11 @@ EXPORTER_METRICS: dict[str, frozenset] = {
                           "probe_http_duration_seconds"}),
     "new-api-master": frozenset({"probe_success", "probe_duration_seconds", "probe_http_status_code",
                                  "probe_http_duration_seconds"}),
+    "envoy-gateway": frozenset({
+        "envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_rq_total",
+        "envoy_cluster_upstream_rq_time_bucket", "envoy_cluster_upstream_rq_time_sum",
+        "envoy_cluster_upstream_rq_time_count", "envoy_http_downstream_cx_active",
+    }),
     "ingress-nginx": frozenset({
         "nginx_ingress_controller_requests",
         "nginx_ingress_controller_request_duration_seconds_bucket",
@@ -137,7 +139,6 @@ EXPORTER_METRICS: dict[str, frozenset] = {
 SYNTHETIC_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 
 _FSTYPE_IGNORED = "tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.lxcfs|autofs|proc|sysfs"
-_5XX = 'status=~"5.."'
 
 
 # --------------------------------------------------------------------------- settings
@@ -155,6 +156,10 @@ class Targets:
     health_path: str = "/api/status"
     monitoring_namespace: str = "monitoring"
     agent_namespace: str = "node-agents"
+    #: The public entry (components/entry.py): ``gateway`` or ``ingress-nginx``.
+    entry_kind: str = "ingress-nginx"
+    #: Namespace of the entry's data plane (ingress-nginx's controller or Envoy Gateway's
+    #: proxies), scraped for the RED metrics.
     ingress_namespace: str = "ingress-nginx"
     #: Namespace of Elasticsearch (its exporter sidecar), when the stack runs the logging stack.
     logging_namespace: Optional[str] = None
@@ -194,10 +199,17 @@ class Targets:
                 for i in range(self.alertmanager_replicas)]
 
     @property
-    def ingress_selector(self) -> str:
-        """PromQL matchers selecting the app's traffic in ingress-nginx's metrics (the
-        ``namespace``/``service`` labels are the Ingress's own, never the scrape target's)."""
-        return f'namespace="{self.app_namespace}",service="{self.app_service}"'
+    def entry(self) -> "entry_mod.EntrySpec":
+        return entry_mod.entry_spec(self.entry_kind, self.ingress_namespace)
+
+    @property
+    def app(self) -> em.App:
+        return em.App(namespace=self.app_namespace, service=self.app_service, service_port=self.app_service_port)
+
+    @property
+    def red(self) -> em.RedSource:
+        """The RED metric source of the entry, for the app's traffic."""
+        return self.entry.red_source(self.app)
 
 
 @dataclass(frozen=True)
@@ -298,14 +310,12 @@ def _alert(name: str, expr: str, for_: str, severity: str, service: str, summary
             "annotations": {"summary": summary, "description": description}}
 
 
-def _req(t: Targets, extra: str = "", window: str = "5m") -> str:
-    sel = t.ingress_selector + (f",{extra}" if extra else "")
-    return f"sum(rate({INGRESS_REQUESTS}{{{sel}}}[{window}]))"
+def _req(t: Targets, errors: bool = False, window: str = "5m") -> str:
+    return t.red.request_rate(window=window, errors=errors)
 
 
 def _quantile(t: Targets, q: float, window: str = "5m") -> str:
-    return (f"histogram_quantile({q}, sum by (le) (rate({INGRESS_DURATION_BUCKET}"
-            f"{{{t.ingress_selector},{NOT_STREAMING}}}[{window}])))")
+    return t.red.quantile(q, window=window)
 
 
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
@@ -333,7 +343,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                "public traffic is served, but migrations and background jobs (channel tests, "
                "quota resets, log cleanup) are not running.", app),
         _alert("HighErrorRate",
-               f"{_req(t, _5XX)} / {_req(t)} > 0.05",
+               f"{_req(t, errors=True)} / {_req(t)} > 0.05",
                "2m", "warning", "new-api", "High error rate detected",
                "{{ $value | humanizePercentage }} of requests through the ingress failed with 5xx "
                "over the last 5 minutes.", app),
@@ -383,7 +393,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
     for w in BURN_WINDOWS:
         recordings.append({
             "record": f"newapi:slo_errors_per_request:ratio_rate{w}",
-            "expr": f"({_req(t, _5XX, w)} or vector(0)) / {_req(t, window=w)}",
+            "expr": f"({_req(t, True, w)} or vector(0)) / {_req(t, window=w)}",
         })
     recordings += [
         {"record": "newapi:requests:rate5m", "expr": _req(t)},
@@ -391,6 +401,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
         {"record": "newapi:request_duration_seconds:p50_5m", "expr": _quantile(t, 0.5)},
         {"record": "newapi:request_duration_seconds:p95_5m", "expr": _quantile(t, 0.95)},
         {"record": "newapi:request_duration_seconds:p99_5m", "expr": _quantile(t, 0.99)},
+        *t.entry.route_rps_rules(t.app),
     ]
     traffic = f"and on () newapi:requests:rate5m > {slo.min_request_rate}"
 
@@ -473,7 +484,8 @@ def recorded_metrics(groups: dict) -> set[str]:
 
 def _k8s_pod_job(name: str, namespace: str, port: int, *, interval: Optional[str] = None,
                  keep_labels: Optional[dict] = None, target_namespace_label: str = "namespace",
-                 honor_labels: bool = False, static_labels: Optional[dict] = None) -> dict:
+                 honor_labels: bool = False, static_labels: Optional[dict] = None,
+                 metrics_path: Optional[str] = None) -> dict:
     """A pod-role job restricted to one namespace, keeping only the container port ``port``."""
     relabel = [
         {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": str(port), "action": "keep"},
@@ -492,6 +504,8 @@ def _k8s_pod_job(name: str, namespace: str, port: int, *, interval: Optional[str
     job: dict = {"job_name": name}
     if interval:
         job["scrape_interval"] = interval
+    if metrics_path:
+        job["metrics_path"] = metrics_path
     if honor_labels:
         job["honor_labels"] = True
     job["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [namespace]}}]
@@ -517,16 +531,25 @@ def _probe_job(t: Targets, job: str, url: str, service: str) -> dict:
     }
 
 
+def _entry_job(t: Targets) -> dict:
+    """The entry's data plane: ingress-nginx's controller, whose metrics carry the Ingress's
+    namespace/service labels (the scrape target's namespace goes to controller_namespace so
+    nothing is renamed exported_*), or Envoy Gateway's proxies (Envoy's stats on
+    :19001/stats/prometheus; the pods' namespace goes to kubernetes_namespace)."""
+    e = t.entry
+    if e.kind == "ingress-nginx":
+        return _k8s_pod_job(e.job, e.data_plane_namespace, e.metrics_port, target_namespace_label="controller_namespace")
+    return _k8s_pod_job(e.job, e.data_plane_namespace, e.metrics_port, keep_labels=e.data_plane_labels,
+                        target_namespace_label="kubernetes_namespace", metrics_path=e.metrics_path)
+
+
 def scrape_jobs(t: Targets) -> list[dict]:
     """The scrape jobs: seed 000 intervals (global 15s; the app job 10s/5s)."""
     return [
         # job="new-api": the app has no /metrics; probe its health endpoint instead (seed
         # notes §4 #42), through the public Service and, separately, the master's.
         *[_probe_job(t, job, url, service) for job, url, service in t.probes],
-        # ingress-nginx's metrics carry the Ingress's namespace/service labels: the scrape
-        # target's namespace goes to controller_namespace so nothing is renamed exported_*.
-        _k8s_pod_job("ingress-nginx", t.ingress_namespace, INGRESS_NGINX_METRICS_PORT,
-                     target_namespace_label="controller_namespace"),
+        _entry_job(t),
         _k8s_pod_job("postgres-exporter", t.app_namespace, POSTGRES_EXPORTER_PORT,
                      static_labels={"service": "postgres"}),
         _k8s_pod_job("redis-exporter", t.app_namespace, REDIS_EXPORTER_PORT,
@@ -693,44 +716,19 @@ def blackbox_yaml() -> str:
     return dump(blackbox_config())
 
 
-#: The custom metric the app's HPA reads (an Object metric on the app's Ingress,
-#: averaged over the serving pods; see :func:`hpa_rps_metric`).
-RPS_METRIC = "new_api_requests_per_second"
+#: The custom metric the app's HPA reads (an Object metric on the app's route object,
+#: averaged over the serving pods; see ``EntrySpec.hpa_rps_metric``).
+RPS_METRIC = entry_mod.RPS_METRIC
 
 
-def adapter_config() -> dict:
-    """Prometheus Adapter rule: ingress-nginx request rate per Ingress, served by
-    ``custom.metrics.k8s.io`` as ``new_api_requests_per_second`` (seed 004 §4.3; seed
-    notes §4 #44: custom, not external, metrics)."""
-    return {"rules": [{
-        "seriesQuery": 'nginx_ingress_controller_requests{namespace!="",ingress!=""}',
-        "resources": {"overrides": {
-            "namespace": {"resource": "namespace"},
-            "ingress": {"group": "networking.k8s.io", "resource": "ingress"},
-        }},
-        "name": {"matches": "^nginx_ingress_controller_requests$", "as": RPS_METRIC},
-        "metricsQuery": "sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)",
-    }]}
+def adapter_config(t: Targets) -> dict:
+    """Prometheus Adapter rules: the entry's request rate per route object, served by
+    ``custom.metrics.k8s.io`` as ``new_api_requests_per_second`` (``EntrySpec.adapter_rules``)."""
+    return {"rules": t.entry.adapter_rules()}
 
 
-def adapter_yaml() -> str:
-    return dump(adapter_config())
-
-
-def hpa_rps_metric(ingress_name: str, rps_per_pod: float) -> dict:
-    """The HPA metric (autoscaling/v2, snake_case for pulumi-kubernetes) that scales the
-    serving Deployment on requests per second per pod: an Object metric on the Ingress
-    with an ``AverageValue`` target, which the HPA divides by the current pod count.
-    (A ``Pods`` metric would need per-pod series; ingress-nginx has none per upstream pod.)"""
-    return {"type": "Object", "object": {
-        "metric": {"name": RPS_METRIC},
-        "described_object": {"api_version": "networking.k8s.io/v1", "kind": "Ingress", "name": ingress_name},
-        "target": {"type": "AverageValue", "average_value": _quantity(rps_per_pod)},
-    }}
-
-
-def _quantity(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{int(round(value * 1000))}m"
+def adapter_yaml(t: Targets) -> str:
+    return dump(adapter_config(t))
 
 
 # --------------------------------------------------------------------------- operator-mode specs

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from components import app as app_component
 from components import delivery as delivery_component
 from components import common, images, postgres_base
+from components import entry as entry_component
 from components import monitoring_config
 
 _R = app_component.DEFAULT_RESOURCES
@@ -242,6 +243,44 @@ class Ingress(_Model):
     proxy_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 360
     #: At least New API's MAX_REQUEST_BODY_MB (128).
     proxy_body_size_mb: Annotated[int, Field(ge=128, le=2048)] = 128
+
+
+class GatewayRef(_Model):
+    """The Gateway API entry's Gateway: created by the stack (default) or an existing,
+    shared one a platform team owns (``create: false`` with ``name`` and ``namespace``)."""
+    create: bool = True
+    name: DnsLabel = "new-api"
+    #: Existing Gateway's namespace (required with create false; created: the app's).
+    namespace: Optional[DnsLabel] = None
+    #: GatewayClass of a created Gateway (Envoy Gateway's quick-start class is ``eg``).
+    class_name: DnsLabel = "eg"
+    #: Listener of an existing Gateway the routes attach to.
+    https_section: DnsLabel = "https"
+
+
+class GatewayEntry(_Model):
+    """Settings of the Gateway API entry (``entry.kind: gateway``)."""
+    gateway: GatewayRef = GatewayRef()
+    #: Namespace of the proxies (Envoy Gateway runs them in its own namespace by default).
+    data_plane_namespace: DnsLabel = "envoy-gateway-system"
+    #: Create Envoy Gateway's ClientTrafficPolicy, BackendTrafficPolicy and EnvoyProxy
+    #: (timeouts, client IP, drain); false for another conformant implementation.
+    envoy_gateway: bool = True
+    #: Total time a request may take, streamed completions included (HTTPRoute timeouts.request).
+    request_timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    #: X-Forwarded-For hops in front of the proxies to trust (0: clients connect through an L4
+    #: load balancer; the proxies append the peer and New API trusts only the proxies).
+    trusted_hops: Annotated[int, Field(ge=0, le=5)] = 0
+
+
+class Entry(_Model):
+    """The public entry (components/entry.py): ``gateway`` (Gateway API, Envoy Gateway as the
+    reference implementation; default) or ``ingress-nginx`` (legacy: archived upstream in
+    March 2026). ``ingress.tls``, ``ingress.proxyTimeoutSeconds`` and
+    ``ingress.proxyBodySizeMb`` apply to both; ``ingress.className`` and
+    ``ingress.controllerNamespace`` to ingress-nginx only."""
+    kind: Literal["gateway", "ingress-nginx"] = entry_component.DEFAULT_KIND
+    gateway: GatewayEntry = GatewayEntry()
 
 
 def _private_cidr(value: str) -> str:
@@ -601,6 +640,7 @@ class StackConfig(_Model):
     namespace: DnsLabel = "new-api"
     domain: Hostname
     app: App
+    entry: Entry = Entry()
     ingress: Ingress = Ingress()
     database: Database = Database()
     redis: Redis = Redis()
@@ -612,6 +652,13 @@ class StackConfig(_Model):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @property
+    def entry_spec(self) -> "entry_component.EntrySpec":
+        """What the rest of the stack needs to know about the entry (data plane, metrics)."""
+        ns = (self.ingress.controller_namespace if self.entry.kind == "ingress-nginx"
+              else self.entry.gateway.data_plane_namespace)
+        return entry_component.entry_spec(self.entry.kind, ns)
 
     @property
     def cookie_secure(self) -> bool:
@@ -634,10 +681,21 @@ class StackConfig(_Model):
         if app.delivery.strategy != "rolling" and not self.monitoring.enabled:
             errors.append(("app.delivery.strategy", app.delivery.strategy,
                            "canary and blue-green analyses query Prometheus: needs monitoring.enabled true"))
-        if app.delivery.strategy == "canary" and self.ingress.class_name != "nginx":
+        if app.delivery.strategy == "canary" and self.entry.kind == "ingress-nginx" \
+                and self.ingress.class_name != "nginx":
             errors.append(("app.delivery.strategy", "canary",
-                           f"canary traffic routing uses ingress-nginx; ingress.className is "
-                           f"{self.ingress.class_name!r}"))
+                           f"canary traffic routing with entry.kind ingress-nginx uses ingress-nginx; "
+                           f"ingress.className is {self.ingress.class_name!r}"))
+        gw = self.entry.gateway.gateway
+        if self.entry.kind == "gateway" and not gw.create and not gw.namespace:
+            errors.append(("entry.gateway.gateway.namespace", None,
+                           "is required with entry.gateway.gateway.create false (the existing Gateway's "
+                           "namespace)"))
+        if self.entry.kind == "gateway" and \
+                self.entry.gateway.request_timeout_seconds < ing.proxy_timeout_seconds:
+            errors.append(("entry.gateway.requestTimeoutSeconds", self.entry.gateway.request_timeout_seconds,
+                           f"must be at least ingress.proxyTimeoutSeconds ({ing.proxy_timeout_seconds}): a "
+                           "stream may idle that long"))
         if self.logging.kibana_host and not (self.logging.enabled and self.logging.kibana):
             errors.append(("logging.kibanaHost", self.logging.kibana_host,
                            "needs logging.enabled and logging.kibana true"))

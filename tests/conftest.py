@@ -27,3 +27,26 @@ def prod() -> Stack:
 @pytest.fixture(params=["dev", "prod"], scope="session")
 def stack(request, dev, prod) -> Stack:
     return {"dev": dev, "prod": prod}[request.param]
+
+
+def legacy_nginx(stack: str) -> Stack:
+    """A stack on the legacy ingress-nginx entry (entry.kind ingress-nginx)."""
+    from support import override
+
+    return Stack(mockrt.run_stack(stack, override(stack, ("entry.kind", "ingress-nginx"))))
+
+
+@pytest.fixture(scope="session")
+def nginx_dev() -> Stack:
+    return legacy_nginx("dev")
+
+
+@pytest.fixture(scope="session")
+def nginx_prod() -> Stack:
+    return legacy_nginx("prod")
+
+
+@pytest.fixture(params=["dev", "prod"], scope="session")
+def nginx_stack(request, nginx_dev, nginx_prod) -> Stack:
+    """Each stack on the legacy ingress-nginx entry."""
+    return {"dev": nginx_dev, "prod": nginx_prod}[request.param]

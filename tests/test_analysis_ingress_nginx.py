@@ -78,7 +78,8 @@ def traffic(canary_errors: float, canary_seconds: float, stable_errors: float = 
 
 def _stack(strategy: str) -> Stack:
     stack = "prod"
-    changes = [("app.delivery.strategy", strategy), ("database.maxConnections", 300)]
+    changes = [("app.delivery.strategy", strategy), ("database.maxConnections", 300),
+               ("entry.kind", "ingress-nginx")]
     return Stack(mockrt.run_stack(stack, override(stack, *changes)))
 
 

@@ -64,7 +64,8 @@ def test_hpa_bounds_follow_the_seed_in_prod_and_are_smaller_in_dev(dev, prod):
     assert (dev_hpa["minReplicas"], dev_hpa["maxReplicas"]) == (1, 2)
 
 
-def test_master_goes_first_then_bootstrap_then_slaves_then_the_public_ingress(stack):
+def test_master_goes_first_then_bootstrap_then_slaves_then_the_public_ingress(nginx_stack):
+    stack = nginx_stack
     def deps(typ, name):
         return set(stack.get(typ, name).dependencies)
 
@@ -81,7 +82,8 @@ def test_master_goes_first_then_bootstrap_then_slaves_then_the_public_ingress(st
     assert service in deps("kubernetes:networking.k8s.io/v1:Ingress", "new-api")
 
 
-def test_public_service_and_ingress_route_to_serving_pods_only(stack):
+def test_public_service_and_ingress_route_to_serving_pods_only(nginx_stack):
+    stack = nginx_stack
     serving_labels = stack.k8s("Deployment", SERVING)["spec"]["template"]["metadata"]["labels"]
     service = stack.k8s("Service", SERVING)["spec"]
     assert all(serving_labels.get(k) == v for k, v in service["selector"].items())
@@ -169,7 +171,8 @@ def test_rolling_update_never_drops_capacity(stack):
     assert strategy["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": "25%"}
 
 
-def test_ingress_outlasts_the_streaming_timeout_and_does_not_buffer(stack):
+def test_ingress_outlasts_the_streaming_timeout_and_does_not_buffer(nginx_stack):
+    stack = nginx_stack
     ann = stack.k8s("Ingress", "new-api")["metadata"]["annotations"]
     streaming = int(settings(stack)["STREAMING_TIMEOUT"])
     assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > streaming
@@ -277,10 +280,12 @@ def test_namespace_enforces_restricted_and_denies_by_default(stack):
     assert {p["port"] for p in dns["ports"]} == {53}
 
 
-def test_serving_pods_accept_traffic_only_from_ingress_controller_and_monitoring(stack):
+@pytest.mark.parametrize("kind,entry_ns", [("gateway", "envoy-gateway-system"), ("ingress-nginx", "ingress-nginx")])
+def test_serving_pods_accept_traffic_only_from_the_entry_and_monitoring(stack, nginx_stack, kind, entry_ns):
+    stack = stack if kind == "gateway" else nginx_stack
     rules = stack.k8s("NetworkPolicy", "new-api-serving")["spec"]["ingress"]
     sources = {r["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for r in rules}
-    assert sources == {"ingress-nginx", "monitoring"}
+    assert sources == {entry_ns, "monitoring"}
     assert all(r["ports"] == [{"protocol": "TCP", "port": 3000}] for r in rules)
 
 

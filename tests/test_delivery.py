@@ -33,6 +33,11 @@ def bluegreen() -> Stack:
     return run("prod", "blue-green")
 
 
+@pytest.fixture(scope="module")
+def canary_nginx() -> Stack:
+    return run("prod", "canary", ("entry.kind", "ingress-nginx"))
+
+
 def rollout(stack: Stack) -> dict:
     return stack.k8s("Rollout", "new-api")
 
@@ -49,7 +54,27 @@ def test_canary_steps_follow_the_seed(canary):
     assert [s["pause"]["duration"] for s in steps if "pause" in s] == ["600s"] * 4
 
 
-def test_canary_routes_through_the_stable_ingress_with_the_header(canary):
+def test_canary_routes_through_the_httproute_with_the_gateway_api_plugin(canary):
+    """argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi: ``setHTTPRouteWeight`` sets
+    the weights of the backendRefs named like the stable and canary Services in every rule
+    (and fails when either is missing); ``setHeaderRoute`` adds a header-match rule per
+    rule for the managed route (pkg/plugin/httproute.go)."""
+    spec = rollout(canary)["spec"]["strategy"]["canary"]
+    plugin = spec["trafficRouting"]["plugins"]["argoproj-labs/gatewayAPI"]
+    assert plugin == {"namespace": "new-api", "httpRoutes": [{"name": "new-api", "useHeaderRoutes": True}]}
+    assert spec["trafficRouting"]["managedRoutes"] == [{"name": "canary-header"}]
+    assert spec["steps"][0] == {"setHeaderRoute": {"name": "canary-header", "match": [
+        {"headerName": "X-Canary", "headerValue": {"exact": "always"}}]}}
+    assert [s["setWeight"] for s in spec["steps"] if "setWeight" in s] == [20, 40, 60, 80]
+    route = canary.k8s("HTTPRoute", "new-api")
+    for rule in route["spec"]["rules"]:
+        assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == [("new-api", 100), ("new-api-canary", 0)]
+    reg = next(r for r in canary.registrations if r.type.endswith(":HTTPRoute") and r.name.endswith("new-api-route"))
+    assert reg.ignore_changes == ["spec.rules[*].backendRefs[*].weight"]
+
+
+def test_canary_routes_through_the_stable_ingress_with_the_header(canary_nginx):
+    canary = canary_nginx
     canary_spec = rollout(canary)["spec"]["strategy"]["canary"]
     nginx = canary_spec["trafficRouting"]["nginx"]
     ingress_names = [i["metadata"]["name"] for i in canary.k8s_all("Ingress")]
@@ -58,15 +83,23 @@ def test_canary_routes_through_the_stable_ingress_with_the_header(canary):
     assert (canary_spec["stableService"], canary_spec["canaryService"]) == ("new-api", "new-api-canary")
 
 
-def test_canary_analysis_starts_at_step_two_on_the_canarys_traffic(canary):
-    """What the queries decide on ingress-nginx's series: test_analysis_ingress_nginx.py."""
-    analysis = rollout(canary)["spec"]["strategy"]["canary"]["analysis"]
-    assert analysis["startingStep"] == 2
+@pytest.mark.parametrize("kind,starting_step,selector", [
+    ("gateway", 3, 'envoy_cluster_name=~"httproute/new-api/new-api/rule/'),
+    ("ingress-nginx", 2, 'canary="new-api-new-api-canary-80"'),
+])
+def test_canary_analysis_starts_at_the_40_percent_step_on_the_canarys_traffic(canary, canary_nginx, kind,
+                                                                              starting_step, selector):
+    """What the queries decide on each entry's series: test_analysis_ingress_nginx.py,
+    test_analysis_gateway.py. The gateway's steps begin with the header route."""
+    stack = canary if kind == "gateway" else canary_nginx
+    spec = rollout(stack)["spec"]["strategy"]["canary"]
+    analysis = spec["analysis"]
+    assert analysis["startingStep"] == starting_step and spec["steps"][starting_step] == {"setWeight": 40}
     assert {t["templateName"] for t in analysis["templates"]} == {"new-api-success-rate", "new-api-latency"}
-    assert set(templates(canary)) >= {t["templateName"] for t in analysis["templates"]}
+    assert set(templates(stack)) >= {t["templateName"] for t in analysis["templates"]}
     for t in analysis["templates"]:
-        query = templates(canary)[t["templateName"]]["metrics"][0]["provider"]["prometheus"]["query"]
-        assert 'canary="new-api-new-api-canary-80"' in query
+        query = templates(stack)[t["templateName"]]["metrics"][0]["provider"]["prometheus"]["query"]
+        assert selector in query
 
 
 def _pod_templates(stack: Stack, namespace: str) -> dict:
@@ -170,10 +203,12 @@ def _metric_names(query: str) -> set:
     return names - {"by", "sum", "rate", "histogram_quantile"}
 
 
-def test_analyses_use_only_metrics_the_stack_collects(canary):
-    collected = monitoring_config.EXPORTER_METRICS["ingress-nginx"]
-    assert _prometheus_metrics(canary)
-    for spec in templates(canary).values():
+@pytest.mark.parametrize("kind,job", [("gateway", "envoy-gateway"), ("ingress-nginx", "ingress-nginx")])
+def test_analyses_use_only_metrics_the_stack_collects(canary, canary_nginx, kind, job):
+    collected = monitoring_config.EXPORTER_METRICS[job]
+    stack = canary if kind == "gateway" else canary_nginx
+    assert _prometheus_metrics(stack)
+    for spec in templates(stack).values():
         for metric in spec["metrics"]:
             if "prometheus" in metric["provider"]:
                 names = _metric_names(metric["provider"]["prometheus"]["query"])
@@ -276,8 +311,10 @@ def test_rollout_stacks_pass_the_policy_pack(strategy):
     ([("app.delivery.strategy", "canary"), ("app.delivery.canarySteps", [40, 20])],
      "new-api:app.delivery.canarySteps = [40, 20]: must be strictly increasing"),
     ([("app.delivery.strategy", "red-black")], "new-api:app.delivery.strategy = \"red-black\""),
-    ([("app.delivery.strategy", "canary"), ("ingress.className", "traefik")],
-     "canary traffic routing uses ingress-nginx"),
+    ([("app.delivery.strategy", "canary"), ("entry.kind", "ingress-nginx"), ("ingress.className", "traefik")],
+     "canary traffic routing with entry.kind ingress-nginx uses ingress-nginx"),
+    ([("entry.kind", "traefik")], "new-api:entry.kind = \"traefik\""),
+    ([("entry.gateway.gateway.create", False)], "new-api:entry.gateway.gateway.namespace = null: is required"),
 ])
 def test_bad_delivery_config_is_refused(changes, expected):
     result = mockrt.run_stack("dev", override("dev", *changes))

@@ -74,19 +74,30 @@ def test_every_ingress_host_is_covered_by_tls_with_a_redirect(stack):
         assert "*" not in "".join(hosts)
 
 
-def test_dev_certificates_are_self_signed(dev):
+def test_dev_certificates_are_self_signed(dev, nginx_dev):
+    """cert-manager issues the Ingress's certificate (ingress-shim) or each HTTPS listener's
+    (gateway-shim) from the object's cluster-issuer annotation."""
     issuer = dev.k8s("ClusterIssuer", "new-api-self-signed")
     assert issuer["spec"] == {"selfSigned": {}}
-    ann = dev.k8s("Ingress", "new-api")["metadata"]["annotations"]
+    assert dev.k8s("Gateway", "new-api")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == \
+        "new-api-self-signed"
+    ann = nginx_dev.k8s("Ingress", "new-api")["metadata"]["annotations"]
     assert ann["cert-manager.io/cluster-issuer"] == "new-api-self-signed"
 
 
-def test_prod_certificates_come_from_lets_encrypt_over_http01(prod):
-    acme = prod.k8s("ClusterIssuer", "new-api-letsencrypt-prod")["spec"]["acme"]
-    assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
-    assert acme["email"] == "platform-oncall@new-api.net"
-    assert acme["solvers"] == [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
-    ann = prod.k8s("Ingress", "new-api")["metadata"]["annotations"]
+def test_prod_certificates_come_from_lets_encrypt_over_http01(prod, nginx_prod):
+    """Gateway API: cert-manager's gatewayHTTPRoute solver attaches the challenge route to
+    the Gateway's HTTP listener (cert-manager docs, "ACME HTTP-01 with Gateway API")."""
+    for stack, solver in ((prod, {"gatewayHTTPRoute": {"parentRefs": [{
+            "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "new-api", "namespace": "new-api",
+            "sectionName": "http"}]}}),
+                          (nginx_prod, {"ingress": {"ingressClassName": "nginx"}})):
+        acme = stack.k8s("ClusterIssuer", "new-api-letsencrypt-prod")["spec"]["acme"]
+        assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
+        assert acme["email"] == "platform-oncall@new-api.net"
+        assert acme["solvers"] == [{"http01": solver}]
+    assert {ln["name"] for ln in prod.k8s("Gateway", "new-api")["spec"]["listeners"]} == {"http", "https"}
+    ann = nginx_prod.k8s("Ingress", "new-api")["metadata"]["annotations"]
     assert ann["cert-manager.io/cluster-issuer"] == "new-api-letsencrypt-prod"
 
 
@@ -107,18 +118,24 @@ def test_stack_secrets_outputs_are_secret(key):
     assert result.error is None and secret is True and len(value) >= 32
 
 
-def test_lets_encrypt_solver_pods_are_reachable_from_the_ingress_controller(prod, dev):
+@pytest.mark.parametrize("kind,peer", [
+    ("gateway", {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
+                                                 "app.kubernetes.io/managed-by": "envoy-gateway"}}}),
+    ("ingress-nginx", {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}),
+])
+def test_lets_encrypt_solver_pods_are_reachable_from_the_entry(prod, dev, nginx_prod, kind, peer):
     """The namespace denies ingress by default; HTTP-01 challenges must still get through."""
-    policy = prod.k8s("NetworkPolicy", "new-api-acme-solver")
+    stack = prod if kind == "gateway" else nginx_prod
+    policy = stack.k8s("NetworkPolicy", "new-api-acme-solver")
     spec = policy["spec"]
     assert spec["podSelector"] == {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}}
-    assert spec["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": "ingress-nginx"}}}], "ports": [{"protocol": "TCP", "port": 8089}]}]
+    assert spec["ingress"] == [{"from": [peer], "ports": [{"protocol": "TCP", "port": 8089}]}]
     assert policy["metadata"]["annotations"]["policy.new-api.io/exempt-controls"] == "K8S-040"
     assert not [p for p in dev.k8s_all("NetworkPolicy") if p["metadata"]["name"].endswith("acme-solver")]
 
 
-def test_relay_and_playground_are_their_own_ingress_paths(stack):
-    paths = stack.k8s("Ingress", "new-api")["spec"]["rules"][0]["http"]["paths"]
+def test_relay_and_playground_are_their_own_ingress_paths(nginx_stack):
+    paths = nginx_stack.k8s("Ingress", "new-api")["spec"]["rules"][0]["http"]["paths"]
     assert [p["path"] for p in paths] == ["/v1", "/pg", "/"]
     assert len({(p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"]) for p in paths}) == 1

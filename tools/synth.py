@@ -155,10 +155,13 @@ def validate_manifest(obj: dict) -> Optional[str]:
     vendored CRD schema for a custom resource)."""
     api, kind = obj.get("apiVersion", ""), obj.get("kind", "")
     group = api.split("/")[0] if "/" in api else ""
-    if group and "." in group and not group.endswith(".k8s.io"):
-        validator = _crd_validator(group, kind, api.split("/")[1])
-        if validator is None:
-            return f"no CRD schema for {api} {kind} under {CRD_SCHEMAS.relative_to(REPO)}"
+    # A vendored CRD schema first: some CRD groups end in .k8s.io too (the Gateway API's
+    # gateway.networking.k8s.io is a CRD, not part of Kubernetes' own schema).
+    crd = _crd_validator(group, kind, api.split("/")[1]) if group and "." in group else None
+    if crd is not None:
+        validator = crd
+    elif group and "." in group and not group.endswith(".k8s.io"):
+        return f"no CRD schema for {api} {kind} under {CRD_SCHEMAS.relative_to(REPO)}"
     else:
         validator = _k8s_validator(api, kind)
         if validator is None:

@@ -114,7 +114,7 @@ def test_kubernetes_sd_blocks_are_pod_role_scoped_to_namespaces_rbac_covers(dev)
     assert all(set(rule["verbs"]) == {"get", "list", "watch"} for rule in role["rules"])
     assert any("pods" in rule["resources"] for rule in role["rules"])
     sd_jobs = [j for j in cfg["scrape_configs"] if "kubernetes_sd_configs" in j]
-    assert {j["job_name"] for j in sd_jobs} == {"ingress-nginx", "postgres-exporter", "redis-exporter",
+    assert {j["job_name"] for j in sd_jobs} == {"envoy-gateway", "postgres-exporter", "redis-exporter",
                                                 "node-exporter", "kube-state-metrics", "elasticsearch-exporter",
                                                 "logstash-exporter", "grafana", "blackbox-exporter"}
     for job in sd_jobs:
@@ -129,7 +129,7 @@ def test_kubernetes_sd_blocks_are_pod_role_scoped_to_namespaces_rbac_covers(dev)
                 assert label.startswith("__meta_kubernetes_pod_") or label == "__meta_kubernetes_namespace"
 
 
-def test_the_app_is_probed_not_scraped(dev):
+def test_the_app_is_probed_not_scraped(dev, nginx_dev):
     jobs = {j["job_name"]: j for j in yaml.safe_load(prom_text(dev.result))["scrape_configs"]}
     app = jobs["new-api"]
     assert app["metrics_path"] == "/probe" and app["params"]["module"] == [mc.BLACKBOX_MODULE]
@@ -137,7 +137,13 @@ def test_the_app_is_probed_not_scraped(dev):
     assert (app["scrape_interval"], app["scrape_timeout"]) == ("10s", "5s")
     assert not any(j.get("metrics_path") == "/metrics" and "new-api" in str(j.get("static_configs"))
                    for j in jobs.values())
-    assert jobs["ingress-nginx"]["relabel_configs"][0]["regex"] == "10254"
+    # its RED metrics come from the entry's proxies: Envoy's stats (envoyproxy/gateway
+    # bootstrap.go EnvoyStatsPort 19001, bootstrap.yaml.tpl /stats/prometheus), or ingress-nginx's
+    envoy = jobs["envoy-gateway"]
+    assert envoy["relabel_configs"][0]["regex"] == "19001" and envoy["metrics_path"] == "/stats/prometheus"
+    assert envoy["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["envoy-gateway-system"]
+    nginx = {j["job_name"]: j for j in yaml.safe_load(prom_text(nginx_dev.result))["scrape_configs"]}
+    assert nginx["ingress-nginx"]["relabel_configs"][0]["regex"] == "10254" and "envoy-gateway" not in nginx
 
 
 @pytest.mark.parametrize("stack_name,retention", [("dev", "2d"), ("prod", "200h")])

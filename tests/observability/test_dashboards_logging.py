@@ -29,8 +29,10 @@ def test_dashboards_read_only_metrics_that_scrape_jobs_or_recording_rules_produc
     assert used and used <= produced, used - produced
 
 
-def test_application_dashboard_has_the_seed_panels_on_ingress_metrics(dev):
-    model = dashboard_models(dev.result)["new-api.json"]
+@pytest.mark.parametrize("kind,metric", [("gateway", "envoy_cluster_upstream_rq_xx"),
+                                         ("ingress-nginx", "nginx_ingress_controller_requests")])
+def test_application_dashboard_has_the_seed_panels_on_the_entrys_metrics(dev, nginx_dev, kind, metric):
+    model = dashboard_models((dev if kind == "gateway" else nginx_dev).result)["new-api.json"]
     panels = {p["title"]: p for p in model["panels"]}
     exprs = " ".join(dash.dashboard_exprs(model))
     assert any("request rate" in t for t in panels) and any("success rate" in t for t in panels)
@@ -38,7 +40,7 @@ def test_application_dashboard_has_the_seed_panels_on_ingress_metrics(dev):
     error = next(p for t, p in panels.items() if "error rate" in t)
     assert [s["value"] for s in error["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 1, 5]
     assert any("active connections" in t for t in panels)
-    assert "http_requests_total" not in exprs and "nginx_ingress_controller_requests" in exprs
+    assert "http_requests_total" not in exprs and metric in exprs
     assert {p["type"] for p in model["panels"]} <= {"timeseries", "stat"}
     assert model["time"] == {"from": "now-1h", "to": "now"} and model["refresh"] == "30s"
 

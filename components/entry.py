@@ -1,0 +1,149 @@
+"""The public entry: what every other part of the stack needs to know about the proxy in
+front of New API, for each entry kind, in one place.
+
+``gateway`` (default): the Gateway API (v1) with Envoy Gateway as the reference
+implementation. ``ingress-nginx``: the legacy Ingress path (ingress-nginx was archived
+upstream in March 2026: no releases, no CVE fixes).
+
+:func:`entry_spec` returns an :class:`EntrySpec`; components take it (or its fields)
+instead of testing the kind themselves:
+
+- the data plane's namespace and pod labels: NetworkPolicy peers of the app, Kibana,
+  the ACME solver and Prometheus's scrape egress;
+- the data plane's metrics port and path: the scrape job;
+- the RED metric source (:mod:`components.entry_metrics`): rules, alerts, dashboards,
+  canary and blue-green analyses, Prometheus Adapter's requests-per-second metric;
+- the route object kind the HPA's Object metric describes and the adapter resolves;
+- the canary traffic router of an Argo Rollout.
+
+Pure functions, no Pulumi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import entry_metrics as em
+
+KINDS = ("gateway", "ingress-nginx")
+DEFAULT_KIND = "gateway"
+
+#: ingress-nginx controller metrics (``--metrics-port`` default).
+INGRESS_NGINX_METRICS_PORT = 10254
+#: Envoy Gateway's proxies serve Envoy's stats on 19001 at /stats/prometheus
+#: (envoyproxy/gateway ``internal/xds/bootstrap/bootstrap.go`` ``EnvoyStatsPort``,
+#: ``bootstrap.yaml.tpl``).
+ENVOY_METRICS_PORT = 19001
+ENVOY_METRICS_PATH = "/stats/prometheus"
+#: Labels of every Envoy proxy pod Envoy Gateway runs
+#: (``internal/infrastructure/kubernetes/proxy/resource.go`` ``EnvoyAppLabel``).
+ENVOY_POD_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
+                    "app.kubernetes.io/managed-by": "envoy-gateway"}
+#: Argo Rollouts' Gateway API traffic-router plugin, as registered in the controller's
+#: ``argo-rollouts-config`` ConfigMap (trafficRouterPlugins).
+GATEWAY_API_PLUGIN = "argoproj-labs/gatewayAPI"
+#: The header route the canary's ``setHeaderRoute`` step manages.
+CANARY_HEADER_ROUTE = "canary-header"
+#: The custom metric the app's HPA reads (requests per second, averaged over the pods).
+RPS_METRIC = "new_api_requests_per_second"
+#: Recorded series Prometheus Adapter serves for the Gateway API entry: Envoy's series
+#: name no Kubernetes object, so the rule adds ``namespace`` and ``httproute``.
+ROUTE_RPS_RECORD = "newapi:route_requests_per_second:rate2m"
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    """What one entry kind means for the rest of the stack (see module docstring)."""
+    kind: str
+    #: Namespace of the pods that proxy the traffic (ingress-nginx's controller, or
+    #: Envoy Gateway's proxies, which run in the controller's namespace by default).
+    data_plane_namespace: str
+    data_plane_labels: dict = field(default_factory=dict)
+    metrics_port: int = INGRESS_NGINX_METRICS_PORT
+    metrics_path: str = "/metrics"
+
+    @property
+    def job(self) -> str:
+        return self.metric_source_class.job
+
+    @property
+    def metric_source_class(self) -> type:
+        return {"ingress-nginx": em.IngressNginx, "gateway": em.EnvoyGateway}[self.kind]
+
+    def red_source(self, app: em.App) -> em.RedSource:
+        return self.metric_source_class(app)
+
+    @property
+    def route_object(self) -> tuple[str, str, str]:
+        """(API group, kind, plural resource) of the object that routes the app's host."""
+        return {"ingress-nginx": ("networking.k8s.io", "Ingress", "ingresses"),
+                "gateway": ("gateway.networking.k8s.io", "HTTPRoute", "httproutes")}[self.kind]
+
+    def data_plane_peer(self) -> dict:
+        """NetworkPolicy peer (snake_case, pulumi-kubernetes) of the data plane's pods."""
+        peer: dict = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name":
+                                                               self.data_plane_namespace}}}
+        if self.data_plane_labels:
+            peer["pod_selector"] = {"match_labels": dict(self.data_plane_labels)}
+        return peer
+
+    # ------------------------------------------------------------------ autoscaling
+    def hpa_rps_metric(self, route_name: str, rps_per_pod: float) -> dict:
+        """The HPA metric (autoscaling/v2, snake_case for pulumi-kubernetes) that scales the
+        serving pods on requests per second per pod: an Object metric on the route object
+        with an ``AverageValue`` target, which the HPA divides by the current pod count.
+        (A ``Pods`` metric would need per-pod series; neither proxy has them per upstream pod.)"""
+        group, kind, _ = self.route_object
+        return {"type": "Object", "object": {
+            "metric": {"name": RPS_METRIC},
+            "described_object": {"api_version": f"{group}/v1", "kind": kind, "name": route_name},
+            "target": {"type": "AverageValue", "average_value": _quantity(rps_per_pod)},
+        }}
+
+    def adapter_rules(self) -> list[dict]:
+        """Prometheus Adapter rules serving :data:`RPS_METRIC` on the route object
+        (seed 004 §4.3; seed notes §4 #44: custom, not external, metrics)."""
+        group, _, resource = self.route_object
+        if self.kind == "ingress-nginx":
+            return [{
+                "seriesQuery": 'nginx_ingress_controller_requests{namespace!="",ingress!=""}',
+                "resources": {"overrides": {
+                    "namespace": {"resource": "namespace"},
+                    "ingress": {"group": group, "resource": "ingress"},
+                }},
+                "name": {"matches": "^nginx_ingress_controller_requests$", "as": RPS_METRIC},
+                "metricsQuery": "sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)",
+            }]
+        return [{
+            "seriesQuery": f'{ROUTE_RPS_RECORD}{{namespace!="",httproute!=""}}',
+            "resources": {"overrides": {
+                "namespace": {"resource": "namespace"},
+                "httproute": {"group": group, "resource": "httproute"},
+            }},
+            "name": {"matches": f"^{ROUTE_RPS_RECORD}$", "as": RPS_METRIC},
+            "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+        }]
+
+    def route_rps_rules(self, app: em.App) -> list[dict]:
+        """Recording rules the adapter needs (Gateway API entry: Envoy's request rate per
+        HTTPRoute, labelled with the route's namespace and name)."""
+        if self.kind == "ingress-nginx":
+            return []
+        return [{"record": ROUTE_RPS_RECORD,
+                 "expr": self.red_source(app).request_rate(window="2m"),
+                 "labels": {"namespace": app.namespace, "httproute": app.route}}]
+
+
+def entry_spec(kind: str, data_plane_namespace: Optional[str] = None) -> EntrySpec:
+    """The spec of an entry kind (default data plane namespaces: the projects' own)."""
+    if kind == "ingress-nginx":
+        return EntrySpec(kind, data_plane_namespace or "ingress-nginx")
+    if kind == "gateway":
+        return EntrySpec(kind, data_plane_namespace or "envoy-gateway-system", dict(ENVOY_POD_LABELS),
+                         ENVOY_METRICS_PORT, ENVOY_METRICS_PATH)
+    raise ValueError(f"entry kind {kind!r} must be one of {', '.join(KINDS)}")
+
+
+def _quantity(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{int(round(value * 1000))}m"
