@@ -147,7 +147,8 @@ def test_each_entry_passes_the_policy_pack(kind):
 
     for name in ("dev", "prod"):
         stack = Stack(mockrt.run_stack(name, override(name, ("entry.kind", kind))))
-        report = newapi_policy.evaluate_stack(synth.inventory(stack.result), environment=name)
+        report = newapi_policy.evaluate_stack(synth.inventory(stack.result), environment=name,
+                                              config=synth.pack_config(name))
         assert [v["message"] for v in report["violations"] if v["level"] == "mandatory"] == []
 
 
