@@ -64,7 +64,10 @@ def test_no_configmap_carries_a_credential(stack):
             assert "://" not in value or "@" not in value, f"{key} looks like a URL with credentials"
 
 
-def test_every_ingress_host_is_covered_by_tls_with_a_redirect(stack):
+def test_every_ingress_host_is_covered_by_tls_with_a_redirect(nginx_stack):
+    """The legacy entry; the Gateway API entry's HTTPS listeners and redirect route:
+    test_gateway_entry.py."""
+    stack = nginx_stack
     assert stack.k8s_all("Ingress")
     for ing in stack.k8s_all("Ingress"):
         hosts = {r["host"] for r in ing["spec"]["rules"]}
