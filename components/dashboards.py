@@ -107,23 +107,25 @@ def slo_dashboard(t: Targets, slo: Slo = Slo()) -> dashboard.Dashboard:
 
 
 def postgres_dashboard() -> dashboard.Dashboard:
+    """Postgres on every backend: the ``newapi:postgres_*`` recording rules take
+    postgres_exporter's ``pg_*`` or CloudNativePG's ``cnpg_*`` (components/platform_alerts.py)."""
     return (_base("New API Postgres", "new-api-postgres", ["postgres"])
-            .with_panel(_stat("Exporter up", "short", "min(pg_up)", "pg_up", (4, 6, 0, 0), thresholds=()))
-            .with_panel(_stat("Connections used", "percentunit",
-                              "sum by (instance) (pg_stat_activity_count) / max by (instance) "
-                              "(pg_settings_max_connections)", "{{instance}}", (4, 6, 6, 0)))
-            .with_panel(_ts("Connections by state", "short",
-                            [("sum by (state) (pg_stat_activity_count)", "{{state}}")], (8, 12, 0, 4)))
+            .with_panel(_stat("Postgres up", "short", "min(newapi:postgres_up)", "up", (4, 6, 0, 0), thresholds=()))
+            .with_panel(_stat("Connections used", "percentunit", "max(newapi:postgres_connections:ratio)", "used",
+                              (4, 6, 6, 0), thresholds=(0.7, 0.8)))
+            .with_panel(_ts("Connections", "short",
+                            [("newapi:postgres_connections:count", "{{instance}}"),
+                             ("newapi:postgres_max_connections", "max {{instance}}")], (8, 12, 0, 4)))
             .with_panel(_ts("Transactions", "ops",
-                            [("sum(rate(pg_stat_database_xact_commit[$__rate_interval]))", "commit"),
-                             ("sum(rate(pg_stat_database_xact_rollback[$__rate_interval]))", "rollback")],
-                            (8, 12, 12, 4)))
+                            [("sum(newapi:postgres_xact_commit:rate5m)", "commit"),
+                             ("sum(newapi:postgres_xact_rollback:rate5m)", "rollback"),
+                             ("sum(newapi:postgres_deadlocks:rate5m)", "deadlocks")], (8, 12, 12, 4)))
             .with_panel(_ts("Cache hit ratio", "percentunit",
-                            [("sum(rate(pg_stat_database_blks_hit[$__rate_interval])) / (sum(rate("
-                              "pg_stat_database_blks_hit[$__rate_interval])) + sum(rate("
-                              "pg_stat_database_blks_read[$__rate_interval])))", "hit ratio")], (8, 12, 0, 12)))
+                            [("sum(newapi:postgres_blks_hit:rate5m) / (sum(newapi:postgres_blks_hit:rate5m) + "
+                              "sum(newapi:postgres_blks_read:rate5m))", "hit ratio")], (8, 12, 0, 12)))
             .with_panel(_ts("Database size", "bytes",
-                            [("sum by (datname) (pg_database_size_bytes)", "{{datname}}")], (8, 12, 12, 12))))
+                            [("sum by (datname) (newapi:postgres_database_size_bytes)", "{{datname}}")],
+                            (8, 12, 12, 12))))
 
 
 def redis_dashboard() -> dashboard.Dashboard:

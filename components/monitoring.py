@@ -14,7 +14,7 @@ from . import common, dashboards, images
 from . import entry as entry_mod
 from . import monitoring_config as mc
 from .base import PlatformComponent
-from .secrets import generated_secret
+from .secrets import ROTATION_ANNOTATION, generated_secret, rotation_trigger
 
 MODES = ("standalone", "operator")
 WORKLOADS = ("prometheus", "alertmanager", "grafana", "node_exporter", "kube_state_metrics", "blackbox",
@@ -102,6 +102,9 @@ class MonitoringArgs(TypedDict, total=False):
     """Alertmanager replicas (default 2, a gossip cluster with a PDB)."""
     grafana: bool
     """Deploy Grafana (default true)."""
+    grafana_ingress_namespace: str
+    """Namespace of an ingress controller that publishes Grafana (you add the Ingress); its
+    pods are then admitted to Grafana. Default: none (reach it with ``kubectl port-forward``)."""
     receivers: ReceiversArgs
     """Where alerts go (non-secret parts)."""
     smtp_password: pulumi.Input[str]
@@ -294,7 +297,7 @@ class Monitoring(PlatformComponent):
             agent_namespace=a["agent_namespace"], ingress_namespace=a["ingress_namespace"], entry_kind=a["entry"],
             cluster=a["cluster_name"], alertmanager_replicas=int(a["alertmanager_replicas"]),
             logging_namespace=a.get("elasticsearch_namespace") or None,
-            runbook_base=a.get("runbook_base_url") or mc.RUNBOOK_DIR,
+            runbook_base=a.get("runbook_base_url") or mc.RUNBOOK_DIR, mode=a["mode"],
         )
         self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
         self.receivers = _receivers(a)
@@ -545,16 +548,17 @@ class Monitoring(PlatformComponent):
                                                ("cluster", mc.ALERTMANAGER_CLUSTER_PORT)], headless=True)
         self._service(t.alertmanager_name, ns, lbl, sel, [("http", mc.ALERTMANAGER_PORT)])
         # Alertmanager does not watch its files: pods roll when the config or a receiver
-        # credential changes. The digest is not secret (a secret anywhere in the template
-        # hides the whole spec in previews) and reveals nothing of the values.
-        credentials = [a.get(k) for k in ("smtp_password", "slack_webhook_url", "webhook_url")]
-        checksum = pulumi.Output.unsecret(pulumi.Output.all(text, *[c or "" for c in credentials]).apply(
-            lambda parts: _checksum(*parts)))
+        # credential changes (a rotation included), through a trigger that is random
+        # bytes, never a digest of a secret (issue 13 #8; secrets.rotation_trigger).
+        credentials = {"alertmanager.yml": text, **{key: a[arg] for key, arg in (
+            (mc.SMTP_PASSWORD_KEY, "smtp_password"), (mc.SLACK_WEBHOOK_KEY, "slack_webhook_url"),
+            (mc.WEBHOOK_URL_KEY, "webhook_url")) if a.get(arg) is not None}}
+        trigger = rotation_trigger(f"{self._name}-alertmanager-rotation", credentials, self._opts())
         sts = k8s.apps.v1.StatefulSet(
             f"{self._name}-alertmanager", metadata=common.meta(t.alertmanager_name, ns, lbl),
             spec={"replicas": replicas, "service_name": headless, "selector": {"match_labels": sel},
                   "pod_management_policy": "Parallel",
-                  "template": {"metadata": {"labels": lbl, "annotations": {"checksum/config": checksum}},
+                  "template": {"metadata": {"labels": lbl, "annotations": {ROTATION_ANNOTATION: trigger}},
                                "spec": pod},
                   "volume_claim_templates": [common.volume_claim("data", lbl, "1Gi", a.get("storage_class"))]},
             opts=self._opts(config, self.credentials))
@@ -722,10 +726,15 @@ class Monitoring(PlatformComponent):
         if a.get("elasticsearch_url"):
             egress.append({"to": [common.namespace_peer(a["elasticsearch_namespace"],
                                            {"app.kubernetes.io/name": "elasticsearch"})], "ports": common.tcp(9200)})
-        self._netpol("grafana", ns, lbl, sel,
-                     [{"from": [common.namespace_peer(a["ingress_namespace"])], "ports": common.tcp(mc.GRAFANA_PORT)},
-                      {"from": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}}],
-                       "ports": common.tcp(mc.GRAFANA_PORT)}], egress)
+        # Who may reach Grafana: Prometheus (its /metrics) and, only when Grafana is
+        # published through it, the ingress controller (issue 13 #12). Operators use
+        # `kubectl port-forward`, which enters the pod's own network namespace.
+        ingress = [{"from": [{"pod_selector": {"match_labels": self._labels("prometheus")[1]}}],
+                    "ports": common.tcp(mc.GRAFANA_PORT)}]
+        if a.get("grafana_ingress_namespace"):
+            ingress.append({"from": [common.namespace_peer(a["grafana_ingress_namespace"])],
+                            "ports": common.tcp(mc.GRAFANA_PORT)})
+        self._netpol("grafana", ns, lbl, sel, ingress, egress)
         self.grafana = dep
         return dep
 
@@ -825,14 +834,7 @@ class Monitoring(PlatformComponent):
         lbl = {**lbl, **a["operator_selector_labels"]}
         jobs = {j["job_name"]: j for j in mc.scrape_jobs(t)}
         self.monitors = []
-        entry = t.entry
-        for job, port, namespace in ((entry.job, entry.metrics_port, entry.data_plane_namespace),
-                                     ("postgres-exporter", mc.POSTGRES_EXPORTER_PORT, a["app_namespace"]),
-                                     ("redis-exporter", mc.REDIS_EXPORTER_PORT, a["app_namespace"]),
-                                     *((job, port, t.logging_namespace) for job, port in (
-                                         ("elasticsearch-exporter", mc.ES_EXPORTER_PORT),
-                                         ("logstash-exporter", mc.LOGSTASH_EXPORTER_PORT))
-                                       if t.logging_namespace)):
+        for job, port, namespace in mc.operator_pod_monitors(t):
             relabel = [r for r in jobs[job]["relabel_configs"]
                        if r.get("source_labels") != ["__meta_kubernetes_pod_container_port_number"]]
             relabel.append({"target_label": "job", "replacement": job})

@@ -136,6 +136,13 @@ EXPORTER_METRICS: dict[str, frozenset] = {
     "blackbox-exporter": frozenset({"blackbox_exporter_config_last_reload_successful"}),
     "alertmanager": frozenset({"alertmanager_notifications_failed_total", "alertmanager_notifications_total"}),
 }
+def _cnpg_metrics() -> frozenset:
+    from .platform_alerts import CNPG_METRICS
+    return CNPG_METRICS
+
+
+#: CloudNativePG's instance manager (port 9187, scraped under the postgres-exporter job).
+EXPORTER_METRICS["cloudnative-pg"] = _cnpg_metrics()
 SYNTHETIC_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 
 _FSTYPE_IGNORED = "tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.lxcfs|autofs|proc|sysfs"
@@ -164,6 +171,9 @@ class Targets:
     #: Namespace of Elasticsearch (its exporter sidecar), when the stack runs the logging stack.
     logging_namespace: Optional[str] = None
     cluster: str = "new-api"
+    #: ``standalone`` (this stack's Prometheus and scrape jobs) or ``operator`` (monitors
+    #: for an existing Prometheus Operator; see :func:`monitored_jobs`).
+    mode: str = "standalone"
     #: Where ``runbook_url`` of every alert points: ``<runbook_base>/<Alert>.md``. The
     #: default is the repository path (``docs/runbooks``); a stack sets the browsable URL
     #: of that folder (``monitoring.runbookBaseUrl``).
@@ -365,9 +375,9 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                "5m", "critical", "node", "High disk usage detected",
                "Disk usage is {{ $value | printf \"%.1f\" }}% on {{ $labels.instance }} "
                "({{ $labels.mountpoint }})."),
-        _alert("DatabaseConnectionHigh",
-               "sum by (instance) (pg_stat_activity_count) / max by (instance) (pg_settings_max_connections)"
-               " * 100 > 80",
+        # newapi:postgres_connections:ratio: postgres_exporter's or CloudNativePG's series
+        # (components/platform_alerts.py), so every database backend feeds it.
+        _alert("DatabaseConnectionHigh", "newapi:postgres_connections:ratio * 100 > 80",
                "2m", "warning", "postgres", "High database connections",
                "Postgres {{ $labels.instance }} uses {{ $value | printf \"%.0f\" }}% of max_connections."),
         _alert("RedisMemoryHigh",
@@ -445,12 +455,15 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                f"Success rate is {{{{ $value | humanizePercentage }}}} (<= {l2_floor:.1%}) for 2 minutes "
                "(seed 004 L4: activate the degrade switch).", slo_level("L4")),
     ]
+    from . import platform_alerts
+
     return with_runbooks({"groups": [
         {"name": "new-api-alerts", "rules": seed},
         {"name": "new-api-slo-recording", "interval": "30s", "rules": recordings},
         {"name": "new-api-slo-alerts", "rules": slo_alerts},
         # Log-based alerts and Elasticsearch's backups, with the logging stack.
         *([logging_alerts.rule_group()] if t.logging_namespace else []),
+        *platform_alerts.groups(_alert, monitored_jobs(t)),
     ]}, t.runbook_base)
 
 
@@ -576,6 +589,30 @@ def scrape_jobs(t: Targets) -> list[dict]:
         {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]},
         {"job_name": "alertmanager", "static_configs": [{"targets": t.alertmanager_peers()}]},
     ]
+
+
+#: Jobs an existing kube-prometheus-stack scrapes in operator mode (a prerequisite, README
+#: "Operator mode"): its node-exporter, kube-state-metrics and kubelet ServiceMonitors set
+#: these job names.
+OPERATOR_PREREQUISITE_JOBS = ("node-exporter", "kube-state-metrics", "kubelet")
+
+
+def operator_pod_monitors(t: Targets) -> list[tuple[str, int, str]]:
+    """(job, port, namespace) of each PodMonitor operator mode emits."""
+    logging = [("elasticsearch-exporter", ES_EXPORTER_PORT, t.logging_namespace),
+               ("logstash-exporter", LOGSTASH_EXPORTER_PORT, t.logging_namespace)] if t.logging_namespace else []
+    entry = t.entry
+    return [(entry.job, entry.metrics_port, entry.data_plane_namespace),
+            ("postgres-exporter", POSTGRES_EXPORTER_PORT, t.app_namespace),
+            ("redis-exporter", REDIS_EXPORTER_PORT, t.app_namespace), *logging]
+
+
+def monitored_jobs(t: Targets) -> list[str]:
+    """Every ``job`` the mode's Prometheus scrapes for this stack."""
+    if t.mode == "operator":
+        return [*(job for job, _, _ in t.probes), *(job for job, _, _ in operator_pod_monitors(t)),
+                *OPERATOR_PREREQUISITE_JOBS]
+    return [j["job_name"] for j in scrape_jobs(t)]
 
 
 def prometheus_config(t: Targets, scrape_interval: str = "15s", evaluation_interval: str = "15s") -> dict:

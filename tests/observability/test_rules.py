@@ -159,7 +159,7 @@ def test_rules_pass_promtool_check(dev, promtool, tmp_path):
 
 
 def test_every_alert_has_a_firing_and_a_silent_case(dev):
-    assert set(mc.alert_names(yaml.safe_load(rules_text(dev)))) == set(CASES)
+    assert set(CASES) <= set(mc.alert_names(yaml.safe_load(rules_text(dev))))  # the rest: test_platform_rules.py
 
 
 def test_every_alert_fires_and_stays_silent_as_it_should(nginx_dev, promtool, tmp_path):

@@ -1,0 +1,111 @@
+"""Rules of the platform under New API: datastores on every backend, exporter health.
+
+Pure functions, like :mod:`components.monitoring_config` (which adds these groups to the
+rules it renders, so standalone Prometheus and the PrometheusRule of operator mode get
+the same ones, each with its runbook link).
+
+**One set of datastore alerts for every backend.** postgres_exporter (the in-cluster
+sidecar and, on the aws backend, the exporter pointed at RDS) names its series ``pg_*``;
+CloudNativePG's instance manager serves its own on the same port 9187, all ``cnpg_*``
+(``pkg/management/postgres/webserver/metricserver/pg_collector.go``: namespace ``cnpg``,
+``cnpg_collector_up``; its default queries, ``config/manager/default-monitoring.yaml``:
+``cnpg_backends_total`` per datname/usename/application_name/state,
+``cnpg_pg_settings_setting{name=...}``, ``cnpg_pg_stat_database_*``,
+``cnpg_pg_database_size_bytes``). Recording rules ``newapi:postgres_*`` take whichever
+exists, so alerts and dashboards read one name. redis_exporter serves the same
+``redis_*`` for the in-cluster Redis and ElastiCache.
+
+**A silent gap pages someone.** ``absent(up{job=...})`` for every scrape job the stack
+relies on (a job with no target at all has no ``up`` series, so ``up == 0`` never fires),
+next to ``ScrapeTargetDown`` (``up == 0``) for a target that exists but fails.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+#: Recording rules: backend-neutral Postgres series (``job``, ``instance`` kept).
+POSTGRES_RECORDS: dict[str, tuple[str, str]] = {
+    # name: (postgres_exporter expression, CloudNativePG expression)
+    "newapi:postgres_up": ("max by (job, instance) (pg_up)", "max by (job, instance) (cnpg_collector_up)"),
+    "newapi:postgres_connections:count": ("sum by (job, instance) (pg_stat_activity_count)",
+                                          "sum by (job, instance) (cnpg_backends_total)"),
+    "newapi:postgres_max_connections": (
+        "max by (job, instance) (pg_settings_max_connections)",
+        'max by (job, instance) (cnpg_pg_settings_setting{name="max_connections"})'),
+    "newapi:postgres_xact_commit:rate5m": (
+        "sum by (job, instance) (rate(pg_stat_database_xact_commit[5m]))",
+        "sum by (job, instance) (rate(cnpg_pg_stat_database_xact_commit[5m]))"),
+    "newapi:postgres_xact_rollback:rate5m": (
+        "sum by (job, instance) (rate(pg_stat_database_xact_rollback[5m]))",
+        "sum by (job, instance) (rate(cnpg_pg_stat_database_xact_rollback[5m]))"),
+    "newapi:postgres_blks_hit:rate5m": (
+        "sum by (job, instance) (rate(pg_stat_database_blks_hit[5m]))",
+        "sum by (job, instance) (rate(cnpg_pg_stat_database_blks_hit[5m]))"),
+    "newapi:postgres_blks_read:rate5m": (
+        "sum by (job, instance) (rate(pg_stat_database_blks_read[5m]))",
+        "sum by (job, instance) (rate(cnpg_pg_stat_database_blks_read[5m]))"),
+    "newapi:postgres_deadlocks:rate5m": (
+        "sum by (job, instance) (rate(pg_stat_database_deadlocks[5m]))",
+        "sum by (job, instance) (rate(cnpg_pg_stat_database_deadlocks[5m]))"),
+    "newapi:postgres_database_size_bytes": (
+        "sum by (job, instance, datname) (pg_database_size_bytes)",
+        "sum by (job, instance, datname) (cnpg_pg_database_size_bytes)"),
+}
+
+#: Metrics CloudNativePG's instance manager serves (on 9187, scraped as postgres-exporter).
+CNPG_METRICS = frozenset({
+    "cnpg_collector_up", "cnpg_backends_total", "cnpg_pg_settings_setting", "cnpg_pg_stat_database_xact_commit",
+    "cnpg_pg_stat_database_xact_rollback", "cnpg_pg_stat_database_blks_hit", "cnpg_pg_stat_database_blks_read",
+    "cnpg_pg_stat_database_deadlocks", "cnpg_pg_database_size_bytes",
+})
+
+#: Jobs whose absence blinds user-facing alerts (the datastores', the entry's RED metrics
+#: whichever entry kind serves them): critical.
+CRITICAL_JOBS = frozenset({"postgres-exporter", "redis-exporter", "ingress-nginx", "envoy-gateway"})
+#: Jobs not covered by ExporterAbsent: the app probes (ApplicationDown and NewApiMasterDown
+#: fire on their absence) and Prometheus itself (nothing alerts when it is gone).
+NOT_ABSENT_CHECKED = frozenset({"new-api", "new-api-master", "prometheus"})
+
+
+def postgres_recording_rules() -> list[dict]:
+    rules = [{"record": name, "expr": f"{pg} or {cnpg}"} for name, (pg, cnpg) in POSTGRES_RECORDS.items()]
+    rules.append({"record": "newapi:postgres_connections:ratio",
+                  "expr": "newapi:postgres_connections:count / newapi:postgres_max_connections"})
+    return rules
+
+
+def datastore_alerts(alert) -> list[dict]:
+    """Datastores down, on whichever exporter feeds them (``alert`` builds one rule)."""
+    return [
+        alert("PostgresDown", "newapi:postgres_up == 0", "2m", "critical", "postgres",
+              "Postgres is unreachable",
+              "The exporter at {{ $labels.instance }} cannot query Postgres: New API cannot read or write "
+              "accounts, tokens or quotas."),
+        alert("RedisDown", "redis_up == 0", "2m", "critical", "redis", "Redis is unreachable",
+              "redis_exporter at {{ $labels.instance }} cannot reach Redis: sessions, rate limits and caches fail."),
+    ]
+
+
+def exporter_absent_alerts(alert, jobs: Sequence[str]) -> list[dict]:
+    """One ``ExporterAbsent`` rule per job: ``absent(up{job="..."})`` carries ``job`` from the
+    equality matcher, so the alert names the missing job."""
+    out = []
+    for job in sorted(set(jobs) - NOT_ABSENT_CHECKED):
+        out.append(alert(
+            "ExporterAbsent", f'absent(up{{job="{job}"}})', "10m",
+            "critical" if job in CRITICAL_JOBS else "warning", job,
+            "A scrape job has no target",
+            f"Prometheus has had no target for job {job} for 10 minutes: every alert and panel fed by it "
+            "is silent (exporter not deployed, not discovered, or not admitted by a NetworkPolicy)."))
+    return out
+
+
+def groups(alert, jobs: Sequence[str]) -> list[dict]:
+    """Rule groups to add to the stack's rules. ``alert`` is the rule builder of
+    :mod:`components.monitoring_config`; ``jobs`` every scrape job name the mode provides."""
+    return [
+        {"name": "new-api-datastores-recording", "rules": postgres_recording_rules()},
+        {"name": "new-api-datastores", "rules": datastore_alerts(alert)},
+        {"name": "new-api-exporters", "rules": exporter_absent_alerts(alert, jobs)},
+    ]

@@ -1,0 +1,154 @@
+"""Platform alerts (components/platform_alerts.py) under ``promtool test rules``, on the
+rules text the stacks render, with series labelled exactly as their exporter and our
+scrape config label them: each alert fires on the bad case and stays silent on the
+healthy one.
+
+Label sources: the ``postgres-exporter``/``redis-exporter`` jobs' relabelling
+(``components/monitoring_config.py`` ``_k8s_pod_job``: ``namespace``, ``kubernetes_pod``,
+``node``, ``service``); postgres_exporter's ``pg_stat_activity_count{datname,state}``,
+``pg_settings_max_connections``, ``pg_up``; CloudNativePG's instance manager
+(``config/manager/default-monitoring.yaml``: ``cnpg_backends_total{datname,usename,
+application_name,state}``, ``cnpg_pg_settings_setting{name}``;
+``metricserver/pg_collector.go``: ``cnpg_collector_up{cluster}``); redis_exporter's
+``redis_up``. Prometheus's ``absent()`` returns one series labelled with the selector's
+equality matchers (Prometheus docs, "Functions: absent()")."""
+
+import subprocess
+
+import pytest
+import yaml
+from conftest import k8s_object, unwrap
+
+from components import monitoring_config as mc
+from support import Stack, override
+from tools import mockrt
+
+POD = 'job="postgres-exporter",instance="10.0.1.7:9187",namespace="new-api",node="n1",service="postgres"'
+PG_POD = POD + ',kubernetes_pod="new-api-postgres-0"'
+CNPG_POD = POD + ',kubernetes_pod="new-api-postgres-1"'
+REDIS_POD = ('job="redis-exporter",instance="10.0.1.8:9121",namespace="new-api",node="n1",service="redis",'
+             'kubernetes_pod="new-api-redis-0"')
+
+
+def pg_conns(active: int, idle: int, max_conns: int = 100) -> list:
+    return [{"series": f'pg_stat_activity_count{{{PG_POD},datname="newapi",state="active"}}', "values": f"{active}x15"},
+            {"series": f'pg_stat_activity_count{{{PG_POD},datname="newapi",state="idle"}}', "values": f"{idle}x15"},
+            {"series": f'pg_settings_max_connections{{{PG_POD},server="localhost:5432"}}', "values": f"{max_conns}x15"}]
+
+
+def cnpg_conns(active: int, idle: int, max_conns: int = 100) -> list:
+    backend = f'{CNPG_POD},datname="newapi",usename="newapi",application_name=""'
+    return [{"series": f'cnpg_backends_total{{{backend},state="active"}}', "values": f"{active}x15"},
+            {"series": f'cnpg_backends_total{{{backend},state="idle"}}', "values": f"{idle}x15"},
+            {"series": f'cnpg_pg_settings_setting{{{CNPG_POD},name="max_connections"}}', "values": f"{max_conns}x15"},
+            {"series": f'cnpg_pg_settings_setting{{{CNPG_POD},name="work_mem"}}', "values": "4096x15"}]
+
+
+def up(job: str, value: str = "1x30") -> dict:
+    return {"series": f'up{{job="{job}",instance="10.0.0.9:1",namespace="x"}}', "values": value}
+
+
+# name -> (alert, interval, eval_time, firing series, silent series, labels the firing alert carries)
+CASES = {
+    "connections high on postgres_exporter": (
+        "DatabaseConnectionHigh", "1m", "6m", pg_conns(50, 40), pg_conns(50, 20), {"instance": "10.0.1.7:9187"}),
+    "connections high on CloudNativePG": (
+        "DatabaseConnectionHigh", "1m", "6m", cnpg_conns(60, 30), cnpg_conns(30, 20), {"instance": "10.0.1.7:9187"}),
+    "postgres down on postgres_exporter": (
+        "PostgresDown", "1m", "5m", [{"series": f"pg_up{{{PG_POD}}}", "values": "0x10"}],
+        [{"series": f"pg_up{{{PG_POD}}}", "values": "1x10"}], {"job": "postgres-exporter"}),
+    "postgres down on CloudNativePG": (
+        "PostgresDown", "1m", "5m", [{"series": f'cnpg_collector_up{{{CNPG_POD},cluster="new-api-postgres"}}',
+                                      "values": "0x10"}],
+        [{"series": f'cnpg_collector_up{{{CNPG_POD},cluster="new-api-postgres"}}', "values": "1x10"}],
+        {"job": "postgres-exporter"}),
+    "redis down": (
+        "RedisDown", "1m", "5m", [{"series": f"redis_up{{{REDIS_POD}}}", "values": "0x10"}],
+        [{"series": f"redis_up{{{REDIS_POD}}}", "values": "1x10"}], {"instance": "10.0.1.8:9121"}),
+    # The aws backend before its exporters exist: no target at all, so no `up` to be 0.
+    "postgres exporter has no target": (
+        "ExporterAbsent", "1m", "15m", [up("redis-exporter"), up("node-exporter")],
+        [up("postgres-exporter"), up("redis-exporter"), up("node-exporter")],
+        {"job": "postgres-exporter", "severity": "critical"}),
+    "redis exporter has no target": (
+        "ExporterAbsent", "1m", "15m", [up("postgres-exporter")], [up("redis-exporter"), up("postgres-exporter")],
+        {"job": "redis-exporter", "severity": "critical"}),
+}
+
+#: Alerts of this module, each with its cases above.
+ALERTS = {"DatabaseConnectionHigh", "PostgresDown", "RedisDown", "ExporterAbsent"}
+
+
+def rules_text(stack) -> str:
+    return k8s_object(stack.result, "ConfigMap", "prometheus-rules", "monitoring")["data"]["new-api.yml"]
+
+
+def unit_tests() -> dict:
+    tests = []
+    for name, (alert, interval, at, fire, silent, labels) in CASES.items():
+        fired = {"expr": f'ALERTS{{alertname="{alert}",alertstate="firing"}}', "eval_time": at}
+        query = "count(" + fired["expr"][:-1] + "".join(f',{k}="{v}"' for k, v in labels.items()) + "})"
+        tests.append({"name": f"{name}: fires", "interval": interval, "input_series": fire,
+                      "promql_expr_test": [{"expr": query, "eval_time": at, "exp_samples": [{"labels": "{}", "value": 1}]}]})
+        tests.append({"name": f"{name}: silent", "interval": interval, "input_series": silent,
+                      "promql_expr_test": [{"expr": query, "eval_time": at, "exp_samples": []}]})
+    return {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+
+
+@pytest.fixture(scope="module")
+def cnpg_stack():
+    changes = override("dev", ("database.backend", "cloudnative-pg"),
+                       ("backup.s3", {"bucket": "new-api-backups-dev", "roleArn": "arn:aws:iam::123456789012:role/r"}))
+    return Stack(mockrt.run_stack("dev", changes))
+
+
+@pytest.mark.parametrize("name", ["dev", "prod", "cnpg"])
+def test_platform_alerts_fire_and_stay_silent(request, name, promtool, tmp_path):
+    stack = request.getfixturevalue({"cnpg": "cnpg_stack"}.get(name, name))
+    (tmp_path / "rules.yml").write_text(rules_text(stack))
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(unit_tests(), sort_keys=False))
+    out = subprocess.run([promtool, "test", "rules", str(tmp_path / "tests.yml")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+
+
+def test_every_platform_alert_has_cases(dev):
+    names = set(mc.alert_names(yaml.safe_load(rules_text(dev))))
+    assert ALERTS <= names
+    assert {c[0] for c in CASES.values()} == ALERTS
+
+
+def test_every_rendered_alert_has_promtool_cases_somewhere(dev, prod):
+    """No alert without a scenario: this module's or test_rules.py's."""
+    from test_rules import CASES as APP_CASES
+
+    for stack in (dev, prod):
+        names = set(mc.alert_names(yaml.safe_load(rules_text(stack))))
+        assert names <= ALERTS | set(APP_CASES), names - ALERTS - set(APP_CASES)
+
+
+def absent_jobs(groups: dict) -> set:
+    return {r["expr"].split('job="')[1].split('"')[0] for g in groups["groups"] for r in g["rules"]
+            if r.get("alert") == "ExporterAbsent"}
+
+
+@pytest.fixture(scope="module")
+def operator_stack():
+    return Stack(mockrt.run_stack("prod", override("prod", ("monitoring.mode", "operator"))))
+
+
+def test_absent_alerts_cover_every_scrape_job_the_stack_relies_on(dev, prod, operator_stack):
+    """Standalone: the jobs of the rendered prometheus.yml; operator: the jobs our monitors
+    set plus kube-prometheus-stack's. The datastore exporters are covered on every backend."""
+    for stack in (dev, prod):
+        prom = yaml.safe_load(k8s_object(stack.result, "ConfigMap", "prometheus-config", "monitoring")["data"]
+                              ["prometheus.yml"])
+        jobs = {j["job_name"] for j in prom["scrape_configs"]} - {"new-api", "new-api-master", "prometheus"}
+        assert absent_jobs(yaml.safe_load(rules_text(stack))) == jobs
+    rule = next(o for o in operator_stack.k8s_all("PrometheusRule"))
+    covered = absent_jobs(unwrap(rule["spec"]))
+    monitors = {r["targetLabel"] and r["replacement"] for m in operator_stack.k8s_all("PodMonitor")
+                for e in m["spec"]["podMetricsEndpoints"] for r in e.get("relabelings", [])
+                if r.get("targetLabel") == "job"}
+    assert monitors <= covered and {"postgres-exporter", "redis-exporter", "node-exporter",
+                                    "kube-state-metrics"} <= covered
