@@ -108,7 +108,7 @@ def test_platform_alerts_fire_and_stay_silent(request, name, promtool, tmp_path)
     (tmp_path / "rules.yml").write_text(rules_text(stack))
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(unit_tests(), sort_keys=False))
     out = subprocess.run([promtool, "test", "rules", str(tmp_path / "tests.yml")], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
 
 

@@ -168,7 +168,7 @@ def test_every_alert_fires_and_stays_silent_as_it_should(nginx_dev, promtool, tm
     (tmp_path / "rules.yml").write_text(rules_text(nginx_dev))
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(unit_tests(), sort_keys=False))
     out = subprocess.run([promtool, "test", "rules", str(tmp_path / "tests.yml")], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
 
 
