@@ -491,7 +491,7 @@ class ApiService(pulumi.ComponentResource):
                      extra_annotations: Optional[dict] = None) -> dict:
             return {
                 "metadata": {"labels": lbl[role], "annotations": {**template_annotations, **(extra_annotations or {})}},
-                "spec": common.restricted_pod_spec(
+                "spec": common.restricted_pod_spec(identity="new-api",
                     service_account=self.service_account.metadata.name,
                     containers=[container(resources, role_env)],
                     volumes=[tmp, *ca_volumes],
@@ -535,7 +535,7 @@ class ApiService(pulumi.ComponentResource):
                 "ttl_seconds_after_finished": 86400,
                 "template": {
                     "metadata": {"labels": lbl["bootstrap"]},
-                    "spec": common.restricted_pod_spec(
+                    "spec": common.restricted_pod_spec(identity="new-api",
                         service_account=self.bootstrap_account.metadata.name,
                         restart_policy="Never",
                         volumes=[common.empty_dir("tmp", "16Mi")],

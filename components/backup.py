@@ -536,7 +536,7 @@ class PostgresBackup(pulumi.ComponentResource):
                         "active_deadline_seconds": 3 * 3600,
                         "template": {
                             "metadata": {"labels": lbl["backup"]},
-                            "spec": common.restricted_pod_spec(
+                            "spec": common.restricted_pod_spec(identity="postgres-backup",
                                 service_account=self.service_account.metadata.name,
                                 restart_policy="Never", volumes=volumes, init_containers=init,
                                 containers=containers),
@@ -586,7 +586,7 @@ class PostgresBackup(pulumi.ComponentResource):
                     "ttl_seconds_after_finished": 7 * 86400,
                     "template": {
                         "metadata": {"labels": lbl["restore"]},
-                        "spec": common.restricted_pod_spec(
+                        "spec": common.restricted_pod_spec(identity="postgres-backup",
                             service_account=self.service_account.metadata.name, restart_policy="Never",
                             volumes=r_volumes, init_containers=r_init,
                             containers=[pg_container("restore", RESTORE_SCRIPT,

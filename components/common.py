@@ -15,10 +15,51 @@ from typing import Any, Mapping, Optional, Sequence
 PART_OF = "new-api"
 MANAGED_BY = "pulumi"
 
-#: Non-root identity for every container we run. kube-score and checkov
-#: (CKV_K8S_40) flag UIDs below 10000; the seeds' 1001 becomes 10001.
-RUNTIME_UID = 10001
-RUNTIME_GID = 10001
+#: One non-root UID (and the same GID) per workload: the only table of them. Linux lets a
+#: process read ``/proc/<pid>/environ`` (and ``mem``, ``fd/``) of any process with the same
+#: UID and GID (proc(5): access mode PTRACE_MODE_READ_FSCREDS; kernel ``ptrace_may_access``),
+#: so two workloads sharing a UID can read each other's secrets wherever their processes
+#: meet: a node agent with the host's PID namespace or the host's ``/proc`` sees every
+#: pod's processes (issue 13 item 4; policy STK-005). kube-score and checkov (CKV_K8S_40)
+#: flag UIDs below 10000. Components name their workload (``restricted_pod_spec(identity=)``);
+#: pods of one application (New API's serving, master and bootstrap pods) share its entry.
+WORKLOAD_UIDS: dict[str, int] = {
+    # PostgreSQL refuses a data directory owned by another user, and the in-cluster
+    # server's existing volumes are owned by 10001: it keeps the UID every workload had.
+    "postgres": 10001,
+    "new-api": 10002,
+    "postgres-backup": 10003,       # dump CronJob and restore Job
+    "postgres-roles": 10004,        # RDS roles bootstrap Job
+    "postgres-exporter": 10005,
+    "redis": 10006,
+    "prometheus": 10010,
+    "alertmanager": 10011,
+    "grafana": 10012,
+    "kube-state-metrics": 10013,
+    "blackbox-exporter": 10014,
+    "prometheus-adapter": 10015,
+    "elasticsearch": 10020,
+    "elasticsearch-setup": 10021,
+    "kibana": 10022,
+    "kibana-setup": 10023,
+    "logstash": 10024,
+    # node agents: host paths on every node, so never a UID any pod shares
+    "node-exporter": 10030,
+    "filebeat": 10031,
+}
+assert len(set(WORKLOAD_UIDS.values())) == len(WORKLOAD_UIDS), "two workloads share a UID"
+
+#: The UID a container security context carries until ``restricted_pod_spec`` stamps the
+#: workload's own on it (so a container built apart from a pod is still non-root).
+RUNTIME_UID = RUNTIME_GID = WORKLOAD_UIDS["postgres"]
+
+
+def workload_uid(identity: str) -> int:
+    """The UID (= GID) of a workload, from WORKLOAD_UIDS."""
+    if identity not in WORKLOAD_UIDS:
+        raise ValueError(f"workload identity {identity!r} has no entry in components.common.WORKLOAD_UIDS: "
+                         "add one with a UID no other workload uses")
+    return WORKLOAD_UIDS[identity]
 
 #: RFC 1918 ranges: where nodes and the API server live when a stack does not say.
 PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
@@ -353,9 +394,15 @@ def restricted_pod_spec(*, service_account: Any, containers: list, volumes: Opti
                         init_containers: Optional[list] = None, spread_labels: Optional[Mapping[str, str]] = None,
                         termination_grace_seconds: Optional[int] = None, restart_policy: Optional[str] = None,
                         priority_class: Optional[str] = None, automount_token: bool = False,
-                        uid: int = RUNTIME_UID, gid: int = RUNTIME_GID) -> dict:
+                        identity: str) -> dict:
     """A pod spec with the restricted baseline: own ServiceAccount, no token unless asked,
-    pod security context, no host namespaces (left at their false defaults)."""
+    pod security context, no host namespaces (left at their false defaults). ``identity``
+    names the workload in WORKLOAD_UIDS: the pod and every container run as its UID/GID."""
+    uid = gid = workload_uid(identity)
+    for c in [*containers, *(init_containers or [])]:
+        sc = c.get("security_context") if isinstance(c, dict) else None
+        if isinstance(sc, dict) and "run_as_user" in sc:
+            sc.update({"run_as_user": uid, "run_as_group": gid})
     spec: dict = {
         "service_account_name": service_account,
         "automount_service_account_token": automount_token,

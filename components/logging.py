@@ -343,7 +343,7 @@ class Logging(PlatformComponent):
             ports=[{"name": "metrics", "container_port": lc.ES_EXPORTER_PORT, "protocol": "TCP"}],
             readiness_probe=common.http_probe("/healthz", "metrics", period=15, timeout=5, failures=3),
             liveness_probe=common.tcp_probe("metrics", period=20, timeout=5, failures=3))
-        pod = common.restricted_pod_spec(
+        pod = common.restricted_pod_spec(identity="elasticsearch",
             service_account=sa.metadata.name, containers=[container, exporter], init_containers=[init],
             termination_grace_seconds=120,
             volumes=[common.empty_dir("config", "64Mi"), common.empty_dir("logs", "512Mi"),
@@ -445,7 +445,7 @@ class Logging(PlatformComponent):
                   "template": {"metadata": {"labels": lbl, "annotations": {
                       "checksum/setup": files.apply(lambda f: _checksum(*(f[k] for k in sorted(f)))),
                       **self._rotation("setup", "elastic-password", *(k for _, _, k in lc.USERS.values()))}},
-                      "spec": common.restricted_pod_spec(
+                      "spec": common.restricted_pod_spec(identity="elasticsearch-setup",
                           service_account=sa.metadata.name, containers=[container], restart_policy="Never",
                           volumes=[{"name": "setup", "config_map": {"name": cm.metadata.name}},
                                    common.empty_dir("tmp", "16Mi")])}},
@@ -496,7 +496,7 @@ class Logging(PlatformComponent):
             ports=[{"name": "metrics", "container_port": la.LOGSTASH_EXPORTER_PORT, "protocol": "TCP"}],
             readiness_probe=common.tcp_probe("metrics", period=15, timeout=5, failures=3),
             liveness_probe=common.tcp_probe("metrics", period=20, timeout=5, failures=3))
-        pod = common.restricted_pod_spec(
+        pod = common.restricted_pod_spec(identity="logstash",
             service_account=sa.metadata.name, containers=[common.draining(container), common.draining(exporter)],
             termination_grace_seconds=60,
             spread_labels=sel if n > 1 else None,
@@ -564,7 +564,7 @@ class Logging(PlatformComponent):
                   "selector": {"match_labels": sel},
                   "template": {"metadata": {"labels": lbl, "annotations": self._rotation(
                       "kibana", "kibana-password", extra={f"{k}-key": v for k, v in keys.items()})},
-                  "spec": common.restricted_pod_spec(
+                  "spec": common.restricted_pod_spec(identity="kibana",
                       service_account=sa.metadata.name, containers=[common.draining(container)],
                       termination_grace_seconds=30, spread_labels=sel if replicas > 1 else None,
                       volumes=[common.empty_dir("data", "1Gi"), common.empty_dir("tmp", "256Mi")])}},
@@ -615,7 +615,7 @@ class Logging(PlatformComponent):
                   "template": {"metadata": {"labels": lbl, "annotations": {
                                    "checksum/objects": _checksum(*(objects[k] for k in sorted(objects))),
                                    **self._rotation("kibana-setup", lc.USERS[lc.KIBANA_SETUP_USER][2])}},
-                               "spec": common.restricted_pod_spec(
+                               "spec": common.restricted_pod_spec(identity="kibana-setup",
                                    service_account=sa.metadata.name, containers=[container],
                                    restart_policy="Never",
                                    volumes=[{"name": "objects", "config_map": {"name": cm.metadata.name}},
@@ -657,7 +657,7 @@ class Logging(PlatformComponent):
                            common.mount("varlogpods", "/var/log/pods", read_only=True)],
             readiness_probe=common.http_probe("/stats", "http", period=15, timeout=5, failures=3),
             liveness_probe=common.http_probe("/", "http", period=30, timeout=5, failures=3))
-        pod = common.restricted_pod_spec(
+        pod = common.restricted_pod_spec(identity="filebeat",
             service_account=sa.metadata.name, containers=[container], automount_token=True,
             termination_grace_seconds=30,
             volumes=[{"name": "config", "config_map": {"name": cm.metadata.name, "default_mode": 0o444}},

@@ -29,11 +29,14 @@ DEFAULT_RESOURCES: dict[str, dict] = {
     "adapter": {"cpu_request": "50m", "memory_request": "128Mi", "memory_limit": "256Mi"},
 }
 """Production sizes; a dev stack shrinks them through config."""
-#: Node-exporter needs the host's network, PID namespace and read-only root/proc/sys.
+#: Node-exporter needs the host's network and read-only root/proc/sys. Not the host's PID
+#: namespace: it reads processes through --path.procfs=/host/proc, the host's procfs, whose
+#: PID view is the host's whatever the pod's (node_exporter collector/paths.go procFilePath).
+#: It sees every process on the node that way, so it runs as a UID no pod shares (STK-005).
 NODE_EXPORTER_EXEMPTION = ("K8S-009", "K8S-010")
 API_CLIENT_EXEMPTION = ("K8S-015",)
-NODE_EXPORTER_REASON = ("node-exporter reads host metrics: hostNetwork and hostPID for the node's own "
-                        "network and process counters, read-only hostPath /, /proc and /sys")
+NODE_EXPORTER_REASON = ("node-exporter reads host metrics: hostNetwork for the node's own network counters, "
+                        "read-only hostPath /, /proc and /sys")
 #: Annotation on the AlertmanagerConfig naming the ``alertmanagerConfigMatcherStrategy``
 #: the existing Alertmanager must use for it to route the stack's alerts.
 MATCHER_STRATEGY_ANNOTATION = "new-api.io/requires-alertmanager-config-matcher-strategy"
@@ -409,7 +412,8 @@ class Monitoring(PlatformComponent):
             spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
                   "template": {
                 "metadata": {"labels": lbl, "annotations": {"checksum/config": _checksum(text)}},
-                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
+                "spec": common.restricted_pod_spec(identity="blackbox-exporter",
+                                                   service_account=sa.metadata.name, containers=[common.draining(container)],
                                                    termination_grace_seconds=30,
                                                    volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}}])}},
             opts=self._opts(cm))
@@ -461,7 +465,7 @@ class Monitoring(PlatformComponent):
             mounts=[common.mount("config", "/etc/prometheus/config", read_only=True),
                     common.mount("rules", mc.PROMETHEUS_RULES_DIR, read_only=True),
                     common.mount("data", "/prometheus")])
-        pod = common.restricted_pod_spec(
+        pod = common.restricted_pod_spec(identity="prometheus",
             service_account=sa.metadata.name, containers=[container], automount_token=True,
             termination_grace_seconds=300,
             volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
@@ -542,7 +546,8 @@ class Monitoring(PlatformComponent):
             readiness=common.http_probe("/-/ready", "http", period=10, timeout=3, failures=3),
             liveness=common.http_probe("/-/healthy", "http", period=15, timeout=5, failures=4),
             mounts=mounts)
-        pod = common.restricted_pod_spec(service_account=sa.metadata.name, containers=[container], volumes=volumes,
+        pod = common.restricted_pod_spec(identity="alertmanager",
+                                         service_account=sa.metadata.name, containers=[container], volumes=volumes,
                                          spread_labels=sel if replicas > 1 else None)
         self._service(headless, ns, lbl, sel, [("http", mc.ALERTMANAGER_PORT),
                                                ("cluster", mc.ALERTMANAGER_CLUSTER_PORT)], headless=True)
@@ -602,7 +607,8 @@ class Monitoring(PlatformComponent):
                   "template": {
                 "metadata": {"labels": lbl, "annotations": common.exemption_annotations(
                     API_CLIENT_EXEMPTION, "kube-state-metrics lists and watches cluster objects")},
-                "spec": common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
+                "spec": common.restricted_pod_spec(identity="kube-state-metrics",
+                                                   service_account=sa.metadata.name, containers=[common.draining(container)],
                                                    termination_grace_seconds=30,
                                                    automount_token=True)}},
             opts=self._opts())
@@ -628,11 +634,11 @@ class Monitoring(PlatformComponent):
             mounts=[common.mount("proc", "/host/proc", read_only=True),
                     common.mount("sys", "/host/sys", read_only=True),
                     {**common.mount("root", "/host/root", read_only=True), "mount_propagation": "HostToContainer"}])
-        pod = common.restricted_pod_spec(
+        pod = common.restricted_pod_spec(identity="node-exporter",
             service_account=sa.metadata.name, containers=[container],
             volumes=[{"name": n, "host_path": {"path": p, "type": "Directory"}}
                      for n, p in (("proc", "/proc"), ("sys", "/sys"), ("root", "/"))])
-        pod.update({"host_network": True, "host_pid": True, "dns_policy": "ClusterFirstWithHostNet",
+        pod.update({"host_network": True, "dns_policy": "ClusterFirstWithHostNet",
                     "tolerations": [{"operator": "Exists"}]})
         ds = k8s.apps.v1.DaemonSet(
             f"{self._name}-node-exporter",
@@ -700,7 +706,8 @@ class Monitoring(PlatformComponent):
                     common.mount("provider", "/etc/grafana/provisioning/dashboards", read_only=True),
                     common.mount("dashboards", "/var/lib/grafana/dashboards/new-api", read_only=True)])
         cm = provisioning.metadata.name
-        pod = common.restricted_pod_spec(service_account=sa.metadata.name, containers=[common.draining(container)],
+        pod = common.restricted_pod_spec(identity="grafana",
+                                         service_account=sa.metadata.name, containers=[common.draining(container)],
                                          termination_grace_seconds=30, volumes=[
             # Stateless by design: everything is provisioned, so the SQLite DB is scratch.
             common.empty_dir("data", "1Gi"), common.empty_dir("tmp", "256Mi"),
@@ -799,7 +806,7 @@ class Monitoring(PlatformComponent):
                     "checksum/config": _checksum(text),
                     **common.exemption_annotations(API_CLIENT_EXEMPTION, "an aggregated API server: delegated "
                                                    "authn/authz and resource lookups")}},
-                "spec": common.restricted_pod_spec(
+                "spec": common.restricted_pod_spec(identity="prometheus-adapter",
                     service_account=sa.metadata.name, containers=[common.draining(container)],
                     termination_grace_seconds=30, automount_token=True,
                     volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},

@@ -188,7 +188,7 @@ def build(comp, password):
             "selector": {"match_labels": sel},
             "template": {
                 "metadata": {"labels": lbl, "annotations": pod_annotations},
-                "spec": common.restricted_pod_spec(
+                "spec": common.restricted_pod_spec(identity="postgres",
                     service_account=comp.service_account.metadata.name,
                     containers=[postgres, exporter, roles_sidecar],
                     volumes=[

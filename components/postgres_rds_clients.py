@@ -102,7 +102,7 @@ def build(comp, app_password, master_password, egress_targets: list) -> None:
             "ttl_seconds_after_finished": 7 * 86400,
             "template": {
                 "metadata": {"labels": lbl},
-                "spec": common.restricted_pod_spec(
+                "spec": common.restricted_pod_spec(identity="postgres-roles",
                     service_account=sa.metadata.name, restart_policy="OnFailure", containers=[container],
                     volumes=[common.empty_dir("tmp", "16Mi"),
                              {"name": "roles", "config_map": {"name": comp.roles_config_map.metadata.name,
@@ -152,7 +152,7 @@ def build(comp, app_password, master_password, egress_targets: list) -> None:
         spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
               "template": {
                   "metadata": {"labels": lbl, "annotations": {ROTATION_ANNOTATION: rotation}},
-                  "spec": common.restricted_pod_spec(
+                  "spec": common.restricted_pod_spec(identity="postgres-exporter",
                       service_account=sa.metadata.name, containers=[common.draining(exporter)],
                       termination_grace_seconds=30, volumes=[ca_volume(comp.ca_bundle)])}},
         opts=comp._child(comp.roles_job, comp.exporter_secret, comp.ca_config_map))

@@ -193,7 +193,7 @@ class Redis(pulumi.ComponentResource):
     only such keys remain, writes fail loudly (OOM) instead of silently dropping state.
     Size ``maxmemory`` generously and alert at 90 % (seed 000's rule).
 
-    ``kubernetes`` (dev): a StatefulSet of the official image as UID 10001 with a
+    ``kubernetes`` (dev): a StatefulSet of the official image as its own UID (common.WORKLOAD_UIDS) with a
     read-only root filesystem; ``redis.conf`` from a ConfigMap (AOF ``everysec`` + the
     seed's RDB saves, ``maxmemory``, the eviction policy) that ``include``\\s the password
     from a Secret, so it is never in a ConfigMap, an argument or the process list; probes
@@ -330,7 +330,7 @@ class Redis(pulumi.ComponentResource):
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(EXPORTER_PORT),
                     }},
-                    "spec": common.restricted_pod_spec(
+                    "spec": common.restricted_pod_spec(identity="redis",
                         service_account=self.service_account.metadata.name,
                         containers=[redis, exporter],
                         volumes=[

@@ -125,15 +125,17 @@ def test_liveness_is_tcp_so_a_redis_outage_does_not_restart_pods(stack, name):
 @pytest.mark.parametrize("kind,name,cname", [("Deployment", SERVING, "new-api"),
                                              ("Deployment", MASTER, "new-api"),
                                              ("Job", JOB, "bootstrap")])
-def test_runs_as_uid_10001_with_a_read_only_root(stack, kind, name, cname):
+def test_runs_as_its_own_uid_10002_with_a_read_only_root(stack, kind, name, cname):
+    """New API's own UID (components.common.WORKLOAD_UIDS): no other workload can read its
+    environment (SQL_DSN, SESSION_SECRET) through /proc (issue 13 item 4)."""
     obj = stack.k8s(kind, name)
     pod, c = pod_spec(obj), container(obj, cname)
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (10001, 10001)
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (10002, 10002)
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
-    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsUser"] == 10001
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsUser"] == 10002
     assert pod["automountServiceAccountToken"] is False
     assert pod["serviceAccountName"] != "default"
     assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]

@@ -211,6 +211,9 @@ CONTROLS: List[Control] = [
        "add a backup CronJob (pg_dump / snapshot) annotated policy.new-api.io/backup-of, PITR or Redis persistence"),
     _c("STK-004", "monitoring-alert-routing", "Workloads monitored; alerts routed", A, "stack",
        "add a ServiceMonitor/PodMonitor (or prometheus.io/scrape) for the workload and route every alert to a receiver"),
+    _c("STK-005", "host-access-own-uid", "Workloads that see the node's processes have a UID of their own", M,
+       "stack", "give the workload a UID no other workload uses (components/common.py WORKLOAD_UIDS), and drop "
+       "hostPID where the agent reads the host's /proc mount anyway"),
     _c("POL-001", "exemption-annotations", "Exemption annotations name known controls and a reason", M,
        "all Kubernetes objects",
        "name only known control ids in policy.new-api.io/exempt-controls and give policy.new-api.io/exempt-reason"),

@@ -30,6 +30,8 @@ NON_WAIVABLE = {
                "read every Secret it serves (CVE-2021-25742)",
     "K8S-048": "escalate/bind/impersonate, exec/attach/proxy and cluster-wide Secret reads are "
                "paths to cluster-admin",
+    "STK-005": "a workload that sees the node's processes and shares a UID reads other pods' "
+               "secrets from /proc/<pid>/environ",
     "POL-001": "the exemption rules themselves: waiving them would make every waiver unchecked",
 }
 EXEMPT_REASON = "policy.new-api.io/exempt-reason"

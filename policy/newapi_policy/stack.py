@@ -684,3 +684,54 @@ def _monitoring(ctx, stack):
             for p in _route_problems(cfg):
                 ctx.report(f"Alertmanager configuration in {r.display} {p}",
                            "define the receiver and route every alert to it", res=r)
+
+
+# --------------------------------------------------------------------------- STK-005
+
+#: A hostPath that exposes the host's procfs: /proc itself, below it, or a parent (``/``
+#: mounted recursively, as hostPath mounts are, carries /proc with it).
+HOST_PROC_PATH = re.compile(r"^/*(proc(/.*)?)?/*$")
+
+
+def _host_process_access(pod: Pod) -> Optional[str]:
+    """Why a pod sees other pods' processes: the host's PID namespace, or the host's /proc."""
+    if truthy(get(pod.spec, "hostPID")):
+        return "hostPID: true"
+    for v in pod.volumes():
+        path = get(v, "hostPath", "path")
+        if isinstance(path, str) and HOST_PROC_PATH.match(path):
+            return f"hostPath {path}"
+    return None
+
+
+def _uids(pod: Pod) -> set:
+    """Effective runAsUser of every container (None: left to the image)."""
+    return {num(pod.sc(c, "runAsUser")) for c in pod.containers()}
+
+
+@stack_policy("stk-005-host-access-own-uid")
+def _host_access_own_uid(ctx, stack):
+    """Linux lets a process read /proc/<pid>/environ of any process with its UID and GID
+    (proc(5), PTRACE_MODE_READ_FSCREDS); a pod with the host's PID namespace or /proc sees
+    every pod's processes on its node, so it must share its UID with no other workload
+    (never waivable: exemptions.NON_WAIVABLE)."""
+    pods = [(r, p) for r in stack.k8s("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet",
+                                      "Pod", "Rollout") if (p := pod_of(r)) is not None]
+    for res, pod in pods:
+        with ctx.field():
+            why = _host_process_access(pod)
+            if why is None:
+                continue
+            uids = _uids(pod)
+            if None in uids:
+                ctx.report(f"{res.display} sees the node's processes ({why}) but leaves a container's UID to "
+                           "its image", "set runAsUser to a UID no other workload uses", res=res)
+                continue
+            for other, other_pod in pods:
+                if other is res:
+                    continue
+                shared = uids & (_uids(other_pod) - {None})
+                if shared:
+                    ctx.report(f"{res.display} sees the node's processes ({why}) and runs as UID "
+                               f"{', '.join(fmt(u) for u in sorted(shared))} like {other.display}, so it can read "
+                               "that workload's /proc/<pid>/environ", res=res)

@@ -100,7 +100,7 @@ def test_probes_ping_with_the_password_from_env_and_liveness_is_tcp(dev):
 def test_redis_image_is_pinned_and_restricted(dev):
     c = container(_sts(dev), "redis")
     assert c["image"] == "redis:7.4.2"
-    assert (c["securityContext"]["runAsUser"], c["securityContext"]["readOnlyRootFilesystem"]) == (10001, True)
+    assert (c["securityContext"]["runAsUser"], c["securityContext"]["readOnlyRootFilesystem"]) == (10006, True)
 
 
 def test_dev_redis_is_laptop_sized(dev):

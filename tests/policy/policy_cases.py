@@ -474,6 +474,13 @@ for _label, _args in [("no-persistence", []), ("save-disabled", ["--save", '""']
     add("stk-003-datastore-backups", "StatefulSet/redis", "container", ("args",), _args,
         "StatefulSet new-api/redis runs Redis without persistence", label=f"-{_label}")
 add("stk-003-datastore-backups", "ReplicationGroup/cache", "object", ("snapshotRetentionLimit",), 0, "keeps no snapshots")
+add("stk-005-host-access-own-uid", "Deployment/new-api", "pod", ("hostPID",), True,
+    "Deployment new-api/new-api sees the node's processes (hostPID: true) and runs as UID 10001 like ")
+add("stk-005-host-access-own-uid", "StatefulSet/postgres", "pod", ("volumes",),
+    Append({"name": "proc", "hostPath": {"path": "/proc", "type": "Directory"}}),
+    "StatefulSet new-api/postgres sees the node's processes (hostPath /proc) and runs as UID 10001 like ")
+add("stk-005-host-access-own-uid", "StatefulSet/redis", "pod", ("volumes",),
+    Append({"name": "root", "hostPath": {"path": "/"}}), "(hostPath /) and runs as UID 10001 like ", label="-root")
 add("stk-004-monitoring-alert-routing", "ServiceMonitor/postgres", "object", (), REMOVE,
     "StatefulSet new-api/postgres is neither scraped nor otherwise monitored")
 add("stk-004-monitoring-alert-routing", "Secret/alertmanager-config", "object", ("stringData", "alertmanager.yaml"),
