@@ -287,6 +287,7 @@ if cfg.monitoring.enabled:
         # Prod fails rather than warns when no alert can reach anyone (issue 12 #3).
         "require_receiver": cfg.is_prod,
         "runbook_base_url": mon.runbook_base_url,
+        "backup_cronjob": BACKUP_NAME if db.backend != "cloudnative-pg" else None,
     }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
     pulumi.export("grafanaUrl", monitoring.grafana_url)
     pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)

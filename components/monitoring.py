@@ -141,6 +141,9 @@ class MonitoringArgs(TypedDict, total=False):
     """Below this rate (req/s) the ratio alerts stay quiet (default 0.1)."""
     protect: bool
     """Protect the Prometheus StatefulSet and retain its volume (prod)."""
+    backup_cronjob: str
+    """Name of the database dump CronJob in ``app_namespace`` (its failure and staleness alert);
+    none when the backend backs up itself (CloudNativePG)."""
     runbook_base_url: str
     """Base of every alert's ``runbook_url`` (``<base>/<Alert>.md``): the browsable URL of
     the repository's ``docs/runbooks`` (default: that repository path)."""
@@ -301,6 +304,7 @@ class Monitoring(PlatformComponent):
             cluster=a["cluster_name"], alertmanager_replicas=int(a["alertmanager_replicas"]),
             logging_namespace=a.get("elasticsearch_namespace") or None,
             runbook_base=a.get("runbook_base_url") or mc.RUNBOOK_DIR, mode=a["mode"],
+            backup_cronjob=a.get("backup_cronjob") or None,
         )
         self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
         self.receivers = _receivers(a)

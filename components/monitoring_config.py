@@ -136,13 +136,15 @@ EXPORTER_METRICS: dict[str, frozenset] = {
     "blackbox-exporter": frozenset({"blackbox_exporter_config_last_reload_successful"}),
     "alertmanager": frozenset({"alertmanager_notifications_failed_total", "alertmanager_notifications_total"}),
 }
-def _cnpg_metrics() -> frozenset:
-    from .platform_alerts import CNPG_METRICS
-    return CNPG_METRICS
+def _platform_metrics() -> None:
+    from .platform_alerts import CNPG_METRICS, KSM_METRICS
+
+    #: CloudNativePG's instance manager (port 9187, scraped under the postgres-exporter job).
+    EXPORTER_METRICS["cloudnative-pg"] = CNPG_METRICS
+    EXPORTER_METRICS["kube-state-metrics"] = EXPORTER_METRICS["kube-state-metrics"] | KSM_METRICS
 
 
-#: CloudNativePG's instance manager (port 9187, scraped under the postgres-exporter job).
-EXPORTER_METRICS["cloudnative-pg"] = _cnpg_metrics()
+_platform_metrics()
 SYNTHETIC_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 
 _FSTYPE_IGNORED = "tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.lxcfs|autofs|proc|sysfs"
@@ -174,6 +176,8 @@ class Targets:
     #: ``standalone`` (this stack's Prometheus and scrape jobs) or ``operator`` (monitors
     #: for an existing Prometheus Operator; see :func:`monitored_jobs`).
     mode: str = "standalone"
+    #: The database dump CronJob in ``app_namespace`` (none: the backend backs up itself).
+    backup_cronjob: Optional[str] = None
     #: Where ``runbook_url`` of every alert points: ``<runbook_base>/<Alert>.md``. The
     #: default is the repository path (``docs/runbooks``); a stack sets the browsable URL
     #: of that folder (``monitoring.runbookBaseUrl``).
@@ -197,6 +201,12 @@ class Targets:
         """(job, target URL, service) of each blackbox probe of New API."""
         return (("new-api", self.probe_url, self.app_service),
                 ("new-api-master", self.master_probe_url, self.master_service))
+
+    @property
+    def stack_namespaces(self) -> list[str]:
+        """Namespaces of the stack's workloads (the workload alerts watch these)."""
+        return sorted({self.app_namespace, self.monitoring_namespace, self.agent_namespace,
+                       *([self.logging_namespace] if self.logging_namespace else [])})
 
     @property
     def alertmanager_headless(self) -> str:
@@ -463,7 +473,8 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
         {"name": "new-api-slo-alerts", "rules": slo_alerts},
         # Log-based alerts and Elasticsearch's backups, with the logging stack.
         *([logging_alerts.rule_group()] if t.logging_namespace else []),
-        *platform_alerts.groups(_alert, monitored_jobs(t)),
+        *platform_alerts.groups(_alert, monitored_jobs(t), t.stack_namespaces,
+                                (t.app_namespace, t.backup_cronjob) if t.backup_cronjob else None),
     ]}, t.runbook_base)
 
 

@@ -22,7 +22,7 @@ next to ``ScrapeTargetDown`` (``up == 0``) for a target that exists but fails.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 #: Recording rules: backend-neutral Postgres series (``job``, ``instance`` kept).
 POSTGRES_RECORDS: dict[str, tuple[str, str]] = {
@@ -58,6 +58,16 @@ CNPG_METRICS = frozenset({
     "cnpg_collector_up", "cnpg_backends_total", "cnpg_pg_settings_setting", "cnpg_pg_stat_database_xact_commit",
     "cnpg_pg_stat_database_xact_rollback", "cnpg_pg_stat_database_blks_hit", "cnpg_pg_stat_database_blks_read",
     "cnpg_pg_stat_database_deadlocks", "cnpg_pg_database_size_bytes",
+})
+
+#: kube-state-metrics series the workload and backup alerts read (besides those already
+#: listed for it in monitoring_config.EXPORTER_METRICS).
+KSM_METRICS = frozenset({
+    "kube_pod_container_status_waiting_reason", "kube_pod_container_status_last_terminated_reason",
+    "kube_pod_container_status_restarts_total", "kube_deployment_status_replicas_unavailable",
+    "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready",
+    "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
+    "kube_job_status_failed", "kube_job_owner", "kube_cronjob_status_last_successful_time", "kube_cronjob_created",
 })
 
 #: Jobs whose absence blinds user-facing alerts (the datastores', the entry's RED metrics
@@ -101,11 +111,77 @@ def exporter_absent_alerts(alert, jobs: Sequence[str]) -> list[dict]:
     return out
 
 
-def groups(alert, jobs: Sequence[str]) -> list[dict]:
+#: The database dump must succeed daily (schedule 02:00 UTC): 26 h leaves two hours of
+#: slack for a slow run before the missing day pages.
+BACKUP_MAX_AGE_SECONDS = 26 * 3600
+
+
+def kubernetes_alerts(alert, namespaces: Sequence[str], backup_cronjob: Optional[tuple[str, str]]) -> list[dict]:
+    """Workload and backup alerts on kube-state-metrics' series (its docs,
+    ``docs/metrics/workload/*.md``: ``kube_cronjob_status_last_successful_time{namespace,
+    cronjob}``, ``kube_job_status_failed{namespace,job_name}``, ``kube_job_owner{owner_kind,
+    owner_name}``, ``kube_pod_container_status_waiting_reason{reason}``,
+    ``kube_pod_container_status_last_terminated_reason{reason}``,
+    ``kube_deployment_status_replicas_unavailable``, ``kube_statefulset_status_replicas_ready``,
+    ``kube_horizontalpodautoscaler_*``), limited to the stack's ``namespaces``.
+    ``backup_cronjob``: (namespace, name) of the database dump CronJob, if the backend has one."""
+    ns = "namespace=~\"" + "|".join(sorted(set(namespaces))) + "\""
+    rules = [
+        alert("KubePodCrashLooping",
+              f'max_over_time(kube_pod_container_status_waiting_reason{{{ns},reason="CrashLoopBackOff"}}[5m]) >= 1',
+              "15m", "warning", "kubernetes", "A container is crash-looping",
+              "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) has been in CrashLoopBackOff "
+              "for 15 minutes."),
+        alert("KubeContainerOOMKilled",
+              f'(kube_pod_container_status_last_terminated_reason{{{ns},reason="OOMKilled"}} == 1) and on '
+              f'(namespace, pod, container) (increase(kube_pod_container_status_restarts_total{{{ns}}}[15m]) > 0)',
+              "0m", "warning", "kubernetes", "A container was OOM-killed",
+              "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) restarted after the kernel "
+              "killed it at its memory limit."),
+        alert("KubeDeploymentReplicasUnavailable",
+              f"kube_deployment_status_replicas_unavailable{{{ns}}} > 0", "15m", "warning", "kubernetes",
+              "A Deployment has unavailable replicas",
+              "{{ $labels.namespace }}/{{ $labels.deployment }} has had {{ $value }} unavailable replicas for 15 minutes."),
+        alert("KubeStatefulSetReplicasUnavailable",
+              f"kube_statefulset_replicas{{{ns}}} - on (namespace, statefulset) "
+              f"kube_statefulset_status_replicas_ready{{{ns}}} > 0", "15m", "warning", "kubernetes",
+              "A StatefulSet has unready replicas",
+              "{{ $labels.namespace }}/{{ $labels.statefulset }} has had {{ $value }} unready replicas for 15 minutes."),
+        alert("KubeHpaMaxedOut",
+              f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} >= on (namespace, "
+              f"horizontalpodautoscaler) kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}",
+              "15m", "warning", "kubernetes", "An HPA is pinned at its maximum",
+              "{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run at its maximum replicas for "
+              "15 minutes: it cannot absorb more load."),
+    ]
+    if backup_cronjob:
+        bns, name = backup_cronjob
+        cj = f'namespace="{bns}",cronjob="{name}"'
+        rules += [
+            alert("DatabaseBackupFailed",
+                  f'(kube_job_status_failed{{namespace="{bns}"}} > 0) and on (namespace, job_name) '
+                  f'kube_job_owner{{namespace="{bns}",owner_kind="CronJob",owner_name="{name}"}}',
+                  "0m", "critical", "backup", "The database dump failed",
+                  "Job {{ $labels.namespace }}/{{ $labels.job_name }} of CronJob " + name + " failed."),
+            alert("DatabaseBackupStale",
+                  f"(time() - max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{{{cj}}}) "
+                  f"> {BACKUP_MAX_AGE_SECONDS}) or (time() - max by (namespace, cronjob) "
+                  f"(kube_cronjob_created{{{cj}}}) > {BACKUP_MAX_AGE_SECONDS} unless on (namespace, cronjob) "
+                  f"kube_cronjob_status_last_successful_time{{{cj}}})",
+                  "15m", "critical", "backup", "No database dump has succeeded for more than 26 hours",
+                  f"CronJob {bns}/{name} has not completed a dump for more than 26 hours (daily schedule)."),
+        ]
+    return rules
+
+
+def groups(alert, jobs: Sequence[str], namespaces: Sequence[str] = (),
+           backup_cronjob: Optional[tuple[str, str]] = None) -> list[dict]:
     """Rule groups to add to the stack's rules. ``alert`` is the rule builder of
-    :mod:`components.monitoring_config`; ``jobs`` every scrape job name the mode provides."""
+    :mod:`components.monitoring_config`; ``jobs`` every scrape job name the mode provides;
+    ``namespaces`` the stack's namespaces (workload alerts); ``backup_cronjob`` the dump CronJob."""
     return [
         {"name": "new-api-datastores-recording", "rules": postgres_recording_rules()},
         {"name": "new-api-datastores", "rules": datastore_alerts(alert)},
         {"name": "new-api-exporters", "rules": exporter_absent_alerts(alert, jobs)},
+        {"name": "new-api-kubernetes", "rules": kubernetes_alerts(alert, namespaces, backup_cronjob)},
     ]
