@@ -124,30 +124,34 @@ def kubernetes_alerts(alert, namespaces: Sequence[str], backup_cronjob: Optional
     ``kube_pod_container_status_last_terminated_reason{reason}``,
     ``kube_deployment_status_replicas_unavailable``, ``kube_statefulset_status_replicas_ready``,
     ``kube_horizontalpodautoscaler_*``), limited to the stack's ``namespaces``.
-    ``backup_cronjob``: (namespace, name) of the database dump CronJob, if the backend has one."""
+    ``backup_cronjob``: (namespace, name) of the database dump CronJob, if the backend has one.
+
+    Names start with ``NewApi``: in operator mode the AlertmanagerConfig routes by alert
+    name, and kube-prometheus-stack's own rules (KubePodCrashLooping, KubeHpaMaxedOut...)
+    fire for every namespace of the cluster; a shared name would e-mail other teams' alerts."""
     ns = "namespace=~\"" + "|".join(sorted(set(namespaces))) + "\""
     rules = [
-        alert("KubePodCrashLooping",
+        alert("NewApiPodCrashLooping",
               f'max_over_time(kube_pod_container_status_waiting_reason{{{ns},reason="CrashLoopBackOff"}}[5m]) >= 1',
               "15m", "warning", "kubernetes", "A container is crash-looping",
               "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) has been in CrashLoopBackOff "
               "for 15 minutes."),
-        alert("KubeContainerOOMKilled",
+        alert("NewApiContainerOOMKilled",
               f'(kube_pod_container_status_last_terminated_reason{{{ns},reason="OOMKilled"}} == 1) and on '
               f'(namespace, pod, container) (increase(kube_pod_container_status_restarts_total{{{ns}}}[15m]) > 0)',
               "0m", "warning", "kubernetes", "A container was OOM-killed",
               "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) restarted after the kernel "
               "killed it at its memory limit."),
-        alert("KubeDeploymentReplicasUnavailable",
+        alert("NewApiDeploymentReplicasUnavailable",
               f"kube_deployment_status_replicas_unavailable{{{ns}}} > 0", "15m", "warning", "kubernetes",
               "A Deployment has unavailable replicas",
               "{{ $labels.namespace }}/{{ $labels.deployment }} has had {{ $value }} unavailable replicas for 15 minutes."),
-        alert("KubeStatefulSetReplicasUnavailable",
+        alert("NewApiStatefulSetReplicasUnavailable",
               f"kube_statefulset_replicas{{{ns}}} - on (namespace, statefulset) "
               f"kube_statefulset_status_replicas_ready{{{ns}}} > 0", "15m", "warning", "kubernetes",
               "A StatefulSet has unready replicas",
               "{{ $labels.namespace }}/{{ $labels.statefulset }} has had {{ $value }} unready replicas for 15 minutes."),
-        alert("KubeHpaMaxedOut",
+        alert("NewApiHpaMaxedOut",
               f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} >= on (namespace, "
               f"horizontalpodautoscaler) kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}",
               "15m", "warning", "kubernetes", "An HPA is pinned at its maximum",

@@ -88,27 +88,27 @@ def ksm(metric: str, labels: str, values: str) -> dict:
 
 
 CASES.update({
-    "crash loop": ("KubePodCrashLooping", "1m", "25m",
+    "crash loop": ("NewApiPodCrashLooping", "1m", "25m",
                    [ksm("kube_pod_container_status_waiting_reason", APP_POD + ',reason="CrashLoopBackOff"', "1x30")],
                    [ksm("kube_pod_container_status_waiting_reason", APP_POD + ',reason="CrashLoopBackOff"', "1x5")],
                    {"pod": "new-api-7d9f8-abcde"}),
-    "OOM kill": ("KubeContainerOOMKilled", "1m", "6m",
+    "OOM kill": ("NewApiContainerOOMKilled", "1m", "6m",
                  [ksm("kube_pod_container_status_last_terminated_reason", APP_POD + ',reason="OOMKilled"', "1x20"),
                   ksm("kube_pod_container_status_restarts_total", APP_POD, "0 0 0 1 1 1 1 1 1 1")],
                  [ksm("kube_pod_container_status_last_terminated_reason", APP_POD + ',reason="Error"', "1x20"),
                   ksm("kube_pod_container_status_restarts_total", APP_POD, "0 0 0 1 1 1 1 1 1 1")],
                  {"container": "new-api"}),
-    "deployment unavailable": ("KubeDeploymentReplicasUnavailable", "1m", "20m",
+    "deployment unavailable": ("NewApiDeploymentReplicasUnavailable", "1m", "20m",
                                [ksm("kube_deployment_status_replicas_unavailable", KSM + ',namespace="new-api",deployment="new-api"', "1x30")],
                                [ksm("kube_deployment_status_replicas_unavailable", KSM + ',namespace="new-api",deployment="new-api"', "0x30")],
                                {"deployment": "new-api"}),
-    "statefulset unready": ("KubeStatefulSetReplicasUnavailable", "1m", "20m",
+    "statefulset unready": ("NewApiStatefulSetReplicasUnavailable", "1m", "20m",
                             [ksm("kube_statefulset_replicas", KSM + ',namespace="logging",statefulset="elasticsearch"', "3x30"),
                              ksm("kube_statefulset_status_replicas_ready", KSM + ',namespace="logging",statefulset="elasticsearch"', "2x30")],
                             [ksm("kube_statefulset_replicas", KSM + ',namespace="logging",statefulset="elasticsearch"', "3x30"),
                              ksm("kube_statefulset_status_replicas_ready", KSM + ',namespace="logging",statefulset="elasticsearch"', "3x30")],
                             {"statefulset": "elasticsearch"}),
-    "HPA at maximum": ("KubeHpaMaxedOut", "1m", "20m",
+    "HPA at maximum": ("NewApiHpaMaxedOut", "1m", "20m",
                        [ksm("kube_horizontalpodautoscaler_status_current_replicas", KSM + ',namespace="new-api",horizontalpodautoscaler="new-api"', "10x30"),
                         ksm("kube_horizontalpodautoscaler_spec_max_replicas", KSM + ',namespace="new-api",horizontalpodautoscaler="new-api"', "10x30")],
                        [ksm("kube_horizontalpodautoscaler_status_current_replicas", KSM + ',namespace="new-api",horizontalpodautoscaler="new-api"', "10x10 6x20"),
@@ -140,9 +140,9 @@ CASES.update({
 })
 
 #: Alerts of this module, each with its cases above.
-ALERTS = {"DatabaseConnectionHigh", "PostgresDown", "RedisDown", "ExporterAbsent", "KubePodCrashLooping",
-          "KubeContainerOOMKilled", "KubeDeploymentReplicasUnavailable", "KubeStatefulSetReplicasUnavailable",
-          "KubeHpaMaxedOut", "DatabaseBackupFailed", "DatabaseBackupStale"}
+ALERTS = {"DatabaseConnectionHigh", "PostgresDown", "RedisDown", "ExporterAbsent", "NewApiPodCrashLooping",
+          "NewApiContainerOOMKilled", "NewApiDeploymentReplicasUnavailable", "NewApiStatefulSetReplicasUnavailable",
+          "NewApiHpaMaxedOut", "DatabaseBackupFailed", "DatabaseBackupStale"}
 
 
 def rules_text(stack) -> str:
