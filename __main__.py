@@ -163,6 +163,7 @@ app = ApiService(APP, {
     "timezone": cfg.app.timezone,
     "entry": entry.kind,
     "ingress_namespace": entry.data_plane_namespace,
+    **({"legacy_ingress_namespace": entry.legacy_namespace} if entry.legacy_namespace else {}),
     "monitoring_namespace": cfg.monitoring.namespace if cfg.monitoring.enabled else None,
     "datastore_egress": [*postgres.egress_targets, *redis.egress_targets],
     "upstream_cidrs": list(cfg.network.upstream_cidrs),
@@ -317,6 +318,8 @@ public = PublicEntry("entry", {
     "request_timeout_seconds": gateway_cfg.request_timeout_seconds,
     "trusted_hops": gateway_cfg.trusted_hops,
     "envoy_gateway": gateway_cfg.envoy_gateway,
+    "keep_ingress_nginx": cfg.entry.keep_ingress_nginx,
+    "legacy_namespace": cfg.ingress.controller_namespace,
 }, opts=pulumi.ResourceOptions(depends_on=[app, *([logging_stack] if logging_stack is not None else [])]))
 pulumi.export("url", public.url)
 if logging_stack is not None and cfg.logging.kibana_host:

@@ -183,6 +183,9 @@ class ApiServiceArgs(TypedDict, total=False):
     ingress_namespace: str
     """Namespace of the entry's data plane allowed to reach the serving pods (default: the
     entry's own, ingress-nginx or envoy-gateway-system)."""
+    legacy_ingress_namespace: str
+    """ingress-nginx's namespace, also admitted while a migration to the Gateway API keeps
+    the old entry next to the new one (docs/gateway-migration.md)."""
     monitoring_namespace: str
     """Namespace allowed to probe the pods (optional)."""
     datastore_egress: list[EgressTargetArgs]
@@ -316,7 +319,7 @@ def _validate(args: ApiServiceArgs) -> dict:
                        "must be between 1 and 1000000000 (higher values are reserved for system pods)")
     a.setdefault("entry", entry.DEFAULT_KIND)
     common.require(a["entry"] in entry.KINDS, "entry", f"{a['entry']!r} must be one of {', '.join(entry.KINDS)}")
-    a["entry_spec"] = entry.entry_spec(a["entry"], a.get("ingress_namespace"))
+    a["entry_spec"] = entry.entry_spec(a["entry"], a.get("ingress_namespace"), a.get("legacy_ingress_namespace"))
     a.setdefault("strategy", "rolling")
     common.require(a["strategy"] in delivery.STRATEGIES, "strategy",
                    f"{a['strategy']!r} must be one of {', '.join(delivery.STRATEGIES)}")
@@ -649,7 +652,8 @@ class ApiService(pulumi.ComponentResource):
                     if a["strategy"] == "blue-green" else [])
         self.serving_policy = netpol(
             "serving", "serving",
-            [{"from": [a["entry_spec"].data_plane_peer()], "ports": app_port}, *scrapers, *rollouts], egress)
+            [{"from": [peer], "ports": app_port} for peer in a["entry_spec"].data_plane_peers()]
+            + [*scrapers, *rollouts], egress)
         self.master_policy = netpol(
             "master", "master",
             [{"from": [{"pod_selector": {"match_labels": sel["bootstrap"]}}], "ports": app_port}, *scrapers],
@@ -688,6 +692,7 @@ class ApiService(pulumi.ComponentResource):
             spec=common.service_spec(selector, [("http", SERVICE_PORT)]),
             # No await: its pods appear only during a rollout.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
+        relay = a["entry_spec"].metric_source_class.header_bucket is not None
         # The queries name the namespace (the entry's labels carry it): built once it is known.
         specs = pulumi.Output.from_input(ns).apply(lambda namespace: delivery.analysis_templates(
             name, a["prometheus_url"], d, a["entry_spec"].red_source(entry_metrics.App(
@@ -697,7 +702,7 @@ class ApiService(pulumi.ComponentResource):
             k8s.apiextensions.CustomResource(
                 template, api_version="argoproj.io/v1alpha1", kind="AnalysisTemplate",
                 metadata=common.meta(template, ns, labels), spec=specs[template], opts=child())
-            for template in delivery.template_names(name).values()
+            for template in delivery.template_names(name, relay).values()
         ]
         rollout = k8s.apiextensions.CustomResource(
             name, api_version="argoproj.io/v1alpha1", kind="Rollout",
@@ -711,7 +716,7 @@ class ApiService(pulumi.ComponentResource):
                 "progressDeadlineSeconds": 600,
                 "strategy": delivery.rollout_strategy(
                     strategy, d, name=name, namespace=ns, stable_service=name, second_service=second,
-                    stable_route=a.get("stable_ingress") or name, entry_kind=a["entry"]),
+                    stable_route=a.get("stable_ingress") or name, entry_kind=a["entry"], relay=relay),
             },
             opts=child(self.deployment, self.service, second_service, *templates))
         return rollout, second_service

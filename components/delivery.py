@@ -32,6 +32,8 @@ DEFAULT_DELIVERY = {
     "analysis_failure_limit": 1,
     "analysis_inconclusive_limit": 2,
     "rollouts_namespace": "argo-rollouts",
+    "relay_headers_le": "10",
+    "relay_fast_ratio": 0.99,
 }
 """Seed 000: steps 20/40/60/80 % with 10-minute pauses, ``X-Canary`` header, analysis from
 step 2, success rate >= 0.95, p95 <= 0.5 s; blue-green scale-down delay 30 s. Analysis
@@ -41,8 +43,17 @@ every minute, 5 measurements, fails on the second bad one."""
 QUERY_WINDOW = "2m"
 
 
-def template_names(name: str) -> dict:
-    return {"success_rate": f"{name}-success-rate", "latency": f"{name}-latency", "status": f"{name}-status-check"}
+def template_names(name: str, relay: bool = False) -> dict:
+    """Template names; ``relay``: the entry measures the relay's time to first byte."""
+    names = {"success_rate": f"{name}-success-rate", "latency": f"{name}-latency", "status": f"{name}-status-check"}
+    if relay:
+        names["relay_latency"] = f"{name}-relay-latency"
+    return names
+
+
+def _measured(names: dict) -> list:
+    """The templates that measure traffic (every one but the blue-green status check)."""
+    return [{"templateName": names[k]} for k in ("success_rate", "latency", "relay_latency") if k in names]
 
 
 def measured_version(strategy: str) -> Optional[str]:
@@ -82,10 +93,20 @@ def analysis_templates(name: str, prometheus_url: str, d: dict, source: RedSourc
     """AnalysisTemplate specs by template name. The Prometheus templates take no args:
     their queries select the measured version (:func:`measured_version`) as ``source``
     labels it; the status check takes ``service`` and ``namespace``."""
-    names = template_names(name)
+    relay = source.header_bucket is not None
+    names = template_names(name, relay)
     version = measured_version(strategy)
     rate, p95 = d["success_rate"], d["latency_p95_seconds"]
-    return {
+    extra = {}
+    if relay:
+        # The relay's own gate (issue 14): the share of the version's relay requests whose
+        # response headers (a stream's first byte) came within relay_headers_le seconds.
+        fast = d["relay_fast_ratio"]
+        extra[names["relay_latency"]] = {"metrics": [_metric(
+            "relay-ttfb", d, f"result[0] >= {fast}", f"result[0] < {fast}",
+            {"prometheus": {"address": prometheus_url,
+                            "query": source.relay_fast_ratio(d["relay_headers_le"], version, QUERY_WINDOW)}})]}
+    return {**extra,
         names["success_rate"]: {"metrics": [_metric(
             "success-rate", d, f"result[0] >= {rate}", f"result[0] < {rate}",
             {"prometheus": {"address": prometheus_url, "query": success_rate_query(source, version)}})]},
@@ -134,10 +155,12 @@ def _header_steps(entry_kind: str, d: dict) -> list:
 
 
 def rollout_strategy(strategy: str, d: dict, *, name: str, namespace, stable_service: str,
-                     second_service: str, stable_route: str, entry_kind: str = "ingress-nginx") -> dict:
+                     second_service: str, stable_route: str, entry_kind: str = "ingress-nginx",
+                     relay: bool = False) -> dict:
     """``Rollout.spec.strategy``: canary with the entry's traffic router through the stable
-    route object (Ingress or HTTPRoute), or blue-green with manual promotion."""
-    names = template_names(name)
+    route object (Ingress or HTTPRoute), or blue-green with manual promotion; ``relay``:
+    the analyses include the relay's time-to-first-byte gate."""
+    names = template_names(name, relay)
     if strategy == "canary":
         header = _header_steps(entry_kind, d)
         steps: list = list(header)
@@ -150,7 +173,7 @@ def rollout_strategy(strategy: str, d: dict, *, name: str, namespace, stable_ser
             "maxSurge": "25%",
             "trafficRouting": traffic_routing(entry_kind, d, namespace=namespace, stable_route=stable_route),
             "analysis": {
-                "templates": [{"templateName": names["success_rate"]}, {"templateName": names["latency"]}],
+                "templates": _measured(names),
                 # counted in weight steps: a leading header step shifts the index
                 "startingStep": d["analysis_starting_step"] + len(header),
             },
@@ -164,8 +187,7 @@ def rollout_strategy(strategy: str, d: dict, *, name: str, namespace, stable_ser
             "scaleDownDelaySeconds": d["scale_down_delay_seconds"],
             "prePromotionAnalysis": {"templates": [{"templateName": names["status"]}],
                                      "args": _args(second_service, namespace)},
-            "postPromotionAnalysis": {
-                "templates": [{"templateName": names["success_rate"]}, {"templateName": names["latency"]}]},
+            "postPromotionAnalysis": {"templates": _measured(names)},
         }}
     raise ValueError(f"strategy: {strategy!r} has no Rollout; use one of {STRATEGIES[1:]}")
 

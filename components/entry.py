@@ -62,6 +62,9 @@ class EntrySpec:
     data_plane_labels: dict = field(default_factory=dict)
     metrics_port: int = INGRESS_NGINX_METRICS_PORT
     metrics_path: str = "/metrics"
+    #: ingress-nginx's namespace while a migration keeps it next to the Gateway
+    #: (docs/gateway-migration.md): its controller still reaches the app.
+    legacy_namespace: Optional[str] = None
 
     @property
     def job(self) -> str:
@@ -79,6 +82,12 @@ class EntrySpec:
         """(API group, kind, plural resource) of the object that routes the app's host."""
         return {"ingress-nginx": ("networking.k8s.io", "Ingress", "ingresses"),
                 "gateway": ("gateway.networking.k8s.io", "HTTPRoute", "httproutes")}[self.kind]
+
+    def data_plane_peers(self) -> list[dict]:
+        """Every data plane that may reach the app: the entry's, plus ingress-nginx's while
+        a migration keeps it."""
+        legacy = [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": self.legacy_namespace}}}]
+        return [self.data_plane_peer(), *(legacy if self.legacy_namespace else [])]
 
     def data_plane_peer(self) -> dict:
         """NetworkPolicy peer (snake_case, pulumi-kubernetes) of the data plane's pods."""
@@ -135,13 +144,15 @@ class EntrySpec:
                  "labels": {"namespace": app.namespace, "httproute": app.route}}]
 
 
-def entry_spec(kind: str, data_plane_namespace: Optional[str] = None) -> EntrySpec:
-    """The spec of an entry kind (default data plane namespaces: the projects' own)."""
+def entry_spec(kind: str, data_plane_namespace: Optional[str] = None,
+               legacy_namespace: Optional[str] = None) -> EntrySpec:
+    """The spec of an entry kind (default data plane namespaces: the projects' own);
+    ``legacy_namespace``: ingress-nginx's, kept during a migration to the Gateway API."""
     if kind == "ingress-nginx":
         return EntrySpec(kind, data_plane_namespace or "ingress-nginx")
     if kind == "gateway":
         return EntrySpec(kind, data_plane_namespace or "envoy-gateway-system", dict(ENVOY_POD_LABELS),
-                         ENVOY_METRICS_PORT, ENVOY_METRICS_PATH)
+                         ENVOY_METRICS_PORT, ENVOY_METRICS_PATH, legacy_namespace)
     raise ValueError(f"entry kind {kind!r} must be one of {', '.join(KINDS)}")
 
 

@@ -52,6 +52,10 @@ class RedSource:
     duration_bucket: str
     #: Histogram unit in seconds (Envoy records milliseconds).
     duration_unit: float = 1.0
+    #: Histogram (seconds) of the time until the upstream's response headers: the relay's
+    #: time to first byte, which a streamed completion reaches long before its end. None
+    #: where the proxy measures no such thing.
+    header_bucket: Optional[str] = None
 
     def __init__(self, app: App):
         self.app = app
@@ -96,10 +100,28 @@ class RedSource:
                 f"{{{self.selector(version, groups)}}}[{window}])))")
         return expr if self.duration_unit == 1.0 else f"{expr} / {1 / self.duration_unit:g}"
 
+    def relay_fast_ratio(self, le: str, version: Optional[str] = None, window: str = "5m") -> Optional[str]:
+        """Share of relay and playground requests whose response headers came within ``le``
+        seconds (a bucket bound of :attr:`header_bucket`); NaN without relay traffic, None
+        where the entry has no such histogram."""
+        if self.header_bucket is None:
+            return None
+        sel = self.selector(version, STREAMING_GROUPS)
+        return (f'sum(rate({self.header_bucket}{{{sel},le="{le}"}}[{window}])) / '
+                f'sum(rate({self.header_bucket}{{{sel},le="+Inf"}}[{window}]))')
+
+    def relay_rate(self, window: str = "5m") -> Optional[str]:
+        """Relay and playground requests per second that reached New API (None without
+        :attr:`header_bucket`)."""
+        if self.header_bucket is None:
+            return None
+        return f'sum(rate({self.header_bucket}{{{self.selector(None, STREAMING_GROUPS)},le="+Inf"}}[{window}]))'
+
     @property
     def metric_names(self) -> frozenset:
         """Every metric name the queries above use (must be scraped)."""
-        return frozenset({self.requests, self.duration_bucket, *_names(self.connections)})
+        return frozenset({self.requests, self.duration_bucket, *_names(self.connections),
+                          *([self.header_bucket] if self.header_bucket else [])})
 
 
 class IngressNginx(RedSource):
@@ -116,6 +138,10 @@ class IngressNginx(RedSource):
     job = "ingress-nginx"
     requests = "nginx_ingress_controller_requests"
     duration_bucket = "nginx_ingress_controller_request_duration_seconds_bucket"
+    #: ``upstream_header_time`` (monitor.lua ``upstreamHeaderTime``; socket.go
+    #: ``header_duration_seconds``, "The time spent on receiving first header from the
+    #: upstream server"), default buckets 0.005 ... 10 s.
+    header_bucket = "nginx_ingress_controller_header_duration_seconds_bucket"
 
     def canary_upstream(self) -> str:
         """The alternative upstream's name, as ``upstreamName`` builds it."""

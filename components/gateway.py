@@ -106,6 +106,14 @@ class GatewayEntryArgs(TypedDict, total=False):
     them)."""
     envoy_gateway: bool
     """Create Envoy Gateway's policy objects (default true)."""
+    manage_certificates: bool
+    """Issue the listeners' certificates with cert-manager (the Gateway's issuer annotation,
+    the ClusterIssuer, the solver's NetworkPolicy; default true). False during a migration:
+    the legacy Ingress's certificate (same Secret) is served until DNS has moved."""
+    adopt_from: list[pulumi.Input[str]]
+    """URNs of a legacy TlsIngress whose ClusterIssuer and solver NetworkPolicy (same
+    Kubernetes names) this entry takes over when a migration ends: updated in place, never
+    deleted after being created."""
 
 
 def _seconds(value: int) -> str:
@@ -153,13 +161,20 @@ class GatewayEntry(pulumi.ComponentResource):
         dp_labels = dict(args.get("data_plane_labels") or {})
         child = pulumi.ResourceOptions(parent=self)
         cluster_issuer = issuer_name(issuer)
+        certificates = tls and bool(args.get("manage_certificates", True))
+
+        def adopted(suffix: str) -> pulumi.ResourceOptions:
+            """Options of an object a legacy TlsIngress created under the same Kubernetes name."""
+            legacy = [pulumi.Alias(name=f"{sites[0]['route_name']}-{suffix}", parent=urn)
+                      for urn in args.get("adopt_from") or []]
+            return pulumi.ResourceOptions(parent=self, aliases=legacy)
 
         def https_section(i: int) -> str:
             return "https" if i == 0 else f"https-{i}"
 
         # ---------------------------------------------------------------- issuer
         self.issuer = None
-        if tls and args.get("create_issuer", True):
+        if certificates and args.get("create_issuer", True):
             if issuer == "self-signed":
                 issuer_spec: dict = {"selfSigned": {}}
             else:
@@ -175,14 +190,14 @@ class GatewayEntry(pulumi.ComponentResource):
             self.issuer = k8s.apiextensions.CustomResource(
                 f"{name}-issuer", api_version="cert-manager.io/v1", kind="ClusterIssuer",
                 metadata=common.meta(cluster_issuer, None, common.labels("new-api", name, "issuer")),
-                spec=issuer_spec, opts=child)
+                spec=issuer_spec, opts=adopted("issuer"))
 
         # ---------------------------------------------------------------- gateway
         self.gateway = None
         self.envoy_proxy = None
         deps = [self.issuer] if self.issuer else []
         if create:
-            annotations = {"cert-manager.io/cluster-issuer": cluster_issuer} if tls else {}
+            annotations = {"cert-manager.io/cluster-issuer": cluster_issuer} if certificates else {}
             listeners = [{"name": "http", "protocol": "HTTP", "port": 80,
                           "allowedRoutes": {"namespaces": {"from": "Same"}}}]
             if not tls:  # plain HTTP (dev without TLS): the sites' routes attach to it
@@ -279,7 +294,7 @@ class GatewayEntry(pulumi.ComponentResource):
                       "rules": [{"filters": [{"type": "RequestRedirect", "requestRedirect": {
                           "scheme": "https", "statusCode": 301}}]}]},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]))
-            if issuer in ACME_SERVERS:
+            if certificates and issuer in ACME_SERVERS:
                 # cert-manager answers HTTP-01 from solver pods in the Gateway's namespace;
                 # the namespace denies all ingress by default, so the proxies must be let in.
                 dp_peer = common.namespace_peer(dp_ns, dp_labels or None)
@@ -294,7 +309,7 @@ class GatewayEntry(pulumi.ComponentResource):
                           "policy_types": ["Ingress", "Egress"],
                           "ingress": [{"from": [dp_peer], "ports": common.tcp(ACME_SOLVER_PORT)}],
                           "egress": []},
-                    opts=child)
+                    opts=adopted("acme-solver"))
 
         self.url = pulumi.Output.from_input(f"{'https' if tls else 'http'}://{sites[0]['host']}")
         self.issuer_name = pulumi.Output.from_input(cluster_issuer if tls else "")

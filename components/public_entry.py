@@ -44,6 +44,11 @@ class PublicEntryArgs(TypedDict, total=False):
     """X-Forwarded-For hops trusted in front of the proxies (gateway; default 0)."""
     envoy_gateway: bool
     """Create Envoy Gateway's policy objects (gateway; default true)."""
+    keep_ingress_nginx: bool
+    """Migration (gateway): keep the app's legacy Ingress, issuer and certificate next to the
+    Gateway, which serves the Ingress's certificate until DNS has moved (default false)."""
+    legacy_namespace: str
+    """ingress-nginx's namespace (its Ingress's ACME solver admits it; default ingress-nginx)."""
 
 
 class PublicEntry(pulumi.ComponentResource):
@@ -62,8 +67,18 @@ class PublicEntry(pulumi.ComponentResource):
         spec = entry_mod.entry_spec(kind, args.get("data_plane_namespace"))
         sites = list(args["sites"])
         tls = {k: args[k] for k in ("tls", "issuer", "acme_email") if k in args}
+        legacy: list = []
+        if kind == "gateway" and args.get("keep_ingress_nginx"):
+            # The app's Ingress exactly as the legacy entry renders it (same URNs), next to the
+            # Gateway while DNS moves; the Gateway serves its certificate meanwhile.
+            legacy = self._ingresses(sites[:1], args, entry_mod.entry_spec(
+                "ingress-nginx", args.get("legacy_namespace")).data_plane_namespace, tls)
         if kind == "gateway":
+            self.legacy = legacy
             self.implementation = GatewayEntry(name, {
+                "manage_certificates": not legacy,
+                "adopt_from": [pulumi.create_urn(sites[0]["route_name"], "new-api:index:TlsIngress", parent=self),
+                               pulumi.create_urn(sites[0]["route_name"], "new-api:index:TlsIngress")],
                 "sites": [{**s, "path_groups": i == 0} for i, s in enumerate(sites)],
                 "gateway": dict(args.get("gateway") or {}),
                 "data_plane_namespace": spec.data_plane_namespace,
@@ -71,17 +86,28 @@ class PublicEntry(pulumi.ComponentResource):
                 "stream_idle_timeout_seconds": args.get("proxy_timeout_seconds", 360),
                 **{k: args[k] for k in ("request_timeout_seconds", "trusted_hops", "envoy_gateway") if k in args},
                 **tls,
-            }, opts=pulumi.ResourceOptions(parent=self))
+            }, opts=pulumi.ResourceOptions(parent=self, depends_on=legacy))
             urls = [pulumi.Output.from_input(f"{'https' if args.get('tls', True) else 'http'}://{s['host']}")
                     for s in sites]
         else:
-            ingresses = []
+            ingresses = self._ingresses(sites, args, spec.data_plane_namespace, tls)
+            self.implementation = ingresses
+            urls = [i.url for i in ingresses]
+        self.url = urls[0]
+        self.urls = pulumi.Output.all(*urls)
+        self.register_outputs({"url": self.url, "urls": self.urls})
+
+    def _ingresses(self, sites: list, args: dict, data_plane_namespace: str, tls: dict) -> list:
+        """One TlsIngress per site (the first creates the ClusterIssuer), aliased to the URNs
+        they had before this component existed."""
+        ingresses: list = []
+        if True:
             for i, site in enumerate(sites):
                 ingress_args = {
                     "namespace": site["namespace"], "host": site["host"],
                     "service_name": site["service_name"], "service_port": site.get("service_port", 80),
                     "class_name": args.get("class_name", "nginx"),
-                    "ingress_namespace": spec.data_plane_namespace,
+                    "ingress_namespace": data_plane_namespace,
                     **tls,
                 }
                 if i == 0:
@@ -96,8 +122,4 @@ class PublicEntry(pulumi.ComponentResource):
                 ingresses.append(TlsIngress(site["route_name"], ingress_args, opts=pulumi.ResourceOptions(
                     parent=self, depends_on=ingresses[:1],
                     aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])))
-            self.implementation = ingresses
-            urls = [i.url for i in ingresses]
-        self.url = urls[0]
-        self.urls = pulumi.Output.all(*urls)
-        self.register_outputs({"url": self.url, "urls": self.urls})
+        return ingresses

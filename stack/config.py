@@ -281,6 +281,10 @@ class Entry(_Model):
     ``ingress.controllerNamespace`` to ingress-nginx only."""
     kind: Literal["gateway", "ingress-nginx"] = entry_component.DEFAULT_KIND
     gateway: GatewayEntry = GatewayEntry()
+    #: Migration from ingress-nginx (docs/gateway-migration.md): with kind gateway, keep the
+    #: app's Ingress, its certificate and ingress-nginx's access to the pods next to the new
+    #: Gateway until DNS has moved; the Gateway serves the Ingress's certificate meanwhile.
+    keep_ingress_nginx: bool = False
 
 
 def _private_cidr(value: str) -> str:
@@ -658,7 +662,8 @@ class StackConfig(_Model):
         """What the rest of the stack needs to know about the entry (data plane, metrics)."""
         ns = (self.ingress.controller_namespace if self.entry.kind == "ingress-nginx"
               else self.entry.gateway.data_plane_namespace)
-        return entry_component.entry_spec(self.entry.kind, ns)
+        legacy = self.ingress.controller_namespace if self.entry.keep_ingress_nginx else None
+        return entry_component.entry_spec(self.entry.kind, ns, legacy_namespace=legacy)
 
     @property
     def cookie_secure(self) -> bool:
@@ -687,6 +692,9 @@ class StackConfig(_Model):
                            f"canary traffic routing with entry.kind ingress-nginx uses ingress-nginx; "
                            f"ingress.className is {self.ingress.class_name!r}"))
         gw = self.entry.gateway.gateway
+        if self.entry.keep_ingress_nginx and self.entry.kind != "gateway":
+            errors.append(("entry.keepIngressNginx", True,
+                           "only applies while migrating to entry.kind gateway (docs/gateway-migration.md)"))
         if self.entry.kind == "gateway" and not gw.create and not gw.namespace:
             errors.append(("entry.gateway.gateway.namespace", None,
                            "is required with entry.gateway.gateway.create false (the existing Gateway's "

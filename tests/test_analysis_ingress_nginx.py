@@ -51,28 +51,33 @@ def requests(rps: float, error_ratio: float, canary: bool, path: str = "/") -> l
     return out
 
 
-def durations(rps: float, seconds: float, canary: bool, path: str = "/") -> list:
-    """Histogram series: every request of the version takes ``seconds``."""
+def durations(rps: float, seconds: float, canary: bool, path: str = "/",
+              metric: str = "request_duration_seconds") -> list:
+    """Histogram series (ingress-nginx's default buckets): every request of the version
+    takes ``seconds`` (``header_duration_seconds``: until the upstream's response headers)."""
     per_scrape = rps * 30
     out = []
-    for le in ("0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"):
+    for le in ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"):
         below = le == "+Inf" or seconds <= float(le)
-        out.append({"series": f"nginx_ingress_controller_request_duration_seconds_bucket"
+        out.append({"series": f"nginx_ingress_controller_{metric}_bucket"
                               f"{{{_labels(path, '200', canary)},le=\"{le}\"}}",
                     "values": f"0+{per_scrape if below else 0:g}x40"})
     return out
 
 
 def traffic(canary_errors: float, canary_seconds: float, stable_errors: float = 0.0,
-            weight: float = 0.2, total_rps: float = 50) -> list:
-    """Stable and canary traffic at a canary weight; relay calls (/v1) stream for 30 s on both."""
+            weight: float = 0.2, total_rps: float = 50, canary_first_byte: float = 1.0) -> list:
+    """Stable and canary traffic at a canary weight; relay calls (/v1) stream for 30 s on
+    both, their response headers (first byte) after 1 s (the canary's: ``canary_first_byte``)."""
     series = (requests(total_rps * (1 - weight), stable_errors, canary=False)
               + durations(total_rps * (1 - weight), 0.05, canary=False)
-              + durations(5, 30, canary=False, path="/v1"))
+              + durations(5, 30, canary=False, path="/v1")
+              + durations(5, 1.0, canary=False, path="/v1", metric="header_duration_seconds"))
     if weight:
         series += (requests(total_rps * weight, canary_errors, canary=True)
                    + durations(total_rps * weight, canary_seconds, canary=True)
-                   + durations(1, 30, canary=True, path="/v1"))
+                   + durations(1, 30, canary=True, path="/v1")
+                   + durations(1, canary_first_byte, canary=True, path="/v1", metric="header_duration_seconds"))
     return series
 
 
@@ -113,9 +118,12 @@ def _post_promotion_metrics(stack: Stack) -> list:
     # 10 % errors on 20 % of the traffic: 2 % overall, which the stable service's numbers would pass
     ("bad canary diluted by a healthy stable", traffic(0.10, 0.05), {"success-rate": "Failed"}),
     ("slow canary diluted by a fast stable", traffic(0.0, 2.0), {"latency-p95": "Failed"}),
-    ("healthy canary", traffic(0.005, 0.05), {"success-rate": "Successful", "latency-p95": "Successful"}),
+    # the relay's first byte after 30 s on the canary (issue 14): the stable's 1 s would hide it
+    ("canary slow to its first relay byte", traffic(0.0, 0.05, canary_first_byte=30), {"relay-ttfb": "Failed"}),
+    ("healthy canary", traffic(0.005, 0.05), {"success-rate": "Successful", "latency-p95": "Successful",
+                                              "relay-ttfb": "Successful"}),
     ("no canary traffic", traffic(0.0, 0.05, weight=0), {"success-rate": "Inconclusive",
-                                                         "latency-p95": "Inconclusive"}),
+                                                         "latency-p95": "Inconclusive", "relay-ttfb": "Inconclusive"}),
 ])
 def test_canary_analysis_measures_the_canarys_own_traffic(tmp_path, canary_stack, case, series, expected):
     phases = harness.decide(require("promtool"), tmp_path, _canary_metrics(canary_stack), series)

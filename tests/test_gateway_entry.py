@@ -162,3 +162,51 @@ def test_bad_entry_config_is_refused(changes, expected):
     result = mockrt.run_stack("dev", override("dev", *changes))
     assert expected in str(result.error), result.error
     assert result.registrations == []
+
+
+# ----------------------------------------------------------------------------- migration (docs/gateway-migration.md)
+
+@pytest.fixture(scope="module")
+def side_by_side() -> Stack:
+    return Stack(mockrt.run_stack("prod", override("prod", ("entry.keepIngressNginx", True))))
+
+
+def test_migration_keeps_the_ingress_next_to_the_gateway(side_by_side, nginx_prod):
+    """Phase 1: the app's Ingress, its issuer and solver policy exactly as the legacy entry
+    renders them (same URNs), plus the Gateway serving the Ingress's certificate."""
+    legacy = {r.urn for r in nginx_prod.registrations if "TlsIngress" in r.urn and "kibana" not in r.urn}
+    now = {r.urn for r in side_by_side.registrations}
+    assert legacy and legacy <= now
+    assert side_by_side.k8s("Ingress", "new-api") == nginx_prod.k8s("Ingress", "new-api")
+    gw = side_by_side.k8s("Gateway", "new-api")
+    assert "cert-manager.io/cluster-issuer" not in gw["metadata"].get("annotations", {})  # no competing Certificate
+    https = next(ln for ln in gw["spec"]["listeners"] if ln["name"] == "https")
+    assert https["tls"]["certificateRefs"][0]["name"] == nginx_prod.k8s("Ingress", "new-api")["spec"]["tls"][0]["secretName"]
+    assert [i["metadata"]["name"] for i in side_by_side.k8s_all("ClusterIssuer")] == ["new-api-letsencrypt-prod"]
+    assert side_by_side.k8s("ClusterIssuer", "new-api-letsencrypt-prod") == \
+        nginx_prod.k8s("ClusterIssuer", "new-api-letsencrypt-prod")
+
+
+def test_migration_admits_both_data_planes_to_the_app(side_by_side):
+    rules = side_by_side.k8s("NetworkPolicy", "new-api-serving")["spec"]["ingress"]
+    sources = {r["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for r in rules}
+    assert {"envoy-gateway-system", "ingress-nginx"} <= sources
+
+
+def test_ending_the_migration_updates_the_issuer_and_solver_policy_in_place(prod, nginx_prod):
+    """Phase 3: the Gateway entry's ClusterIssuer and solver NetworkPolicy (same Kubernetes
+    names as the Ingress's) alias the legacy URNs, so the engine updates them instead of
+    creating the new one and then deleting the old, which would delete the object."""
+    for typ, legacy_name in (("kubernetes:cert-manager.io/v1:ClusterIssuer", "new-api-issuer"),
+                             ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "new-api-acme-solver")):
+        legacy_urn = nginx_prod.get(typ, legacy_name).urn
+        reg = next(r for r in prod.registrations if r.type == typ and r.urn.endswith(
+            "entry-issuer" if "Issuer" in typ else "entry-acme-solver"))
+        assert any(legacy_name in str(a) and "TlsIngress" in str(a) for a in reg.aliases), reg.aliases
+        assert legacy_urn.rsplit("::", 1)[-1] == legacy_name
+
+
+def test_keep_ingress_nginx_only_while_migrating_to_the_gateway():
+    result = mockrt.run_stack("dev", override("dev", ("entry.kind", "ingress-nginx"), ("entry.keepIngressNginx", True)))
+    assert "new-api:entry.keepIngressNginx = true: only applies while migrating" in str(result.error)
+    assert result.registrations == []

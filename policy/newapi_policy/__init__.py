@@ -18,7 +18,7 @@ is waivable (exemptions.NON_WAIVABLE); see exemptions.py. Other annotations the 
 `policy.new-api.io/monitored-by` (STK-004), `policy.new-api.io/allow-load-balancer`
 (K8S-021), `policy.new-api.io/pod-security-reason` (K8S-025 baseline).
 """
-from . import aws, k8s_objects, k8s_workloads, stack  # noqa: F401  (registers the policies)
+from . import aws, gateway_api, k8s_objects, k8s_workloads, stack  # noqa: F401  (registers the policies)
 from .controls import BY_POLICY, CONTROLS, Control
 from .evaluate import evaluate_stack
 from .framework import POLICIES

@@ -99,6 +99,10 @@ CONTROLS: List[Control] = [
        "add topologySpreadConstraints (kubernetes.io/hostname and topology.kubernetes.io/zone) or podAntiAffinity"),
     _c("K8S-020", "ingress-tls", "Ingress terminates TLS for every host and redirects HTTP", M, "Ingress",
        "list every rule host in spec.tls[].hosts with a secretName and keep the HTTP->HTTPS redirect on"),
+    _c("K8S-020", "gateway-tls", "Gateway API: HTTPS listeners terminate TLS; routes attach to them, plain HTTP "
+       "only redirects", M, "Gateway, HTTPRoute",
+       "give every HTTPS listener tls.certificateRefs (mode Terminate) and attach HTTPRoutes to it with "
+       "parentRefs[].sectionName; on an HTTP listener only a RequestRedirect to https"),
     _c("K8S-021", "no-nodeport-lb", "No NodePort Service; LoadBalancer only when allowed", M, "Service",
        "use type ClusterIP behind the Ingress (a LoadBalancer needs the policy.new-api.io/allow-load-balancer annotation with a reason)"),
     _c("K8S-022", "hpa-bounds", "HPA minReplicas, maxReplicas > min, scale-down stabilization", M,
@@ -143,6 +147,10 @@ CONTROLS: List[Control] = [
     _c("K8S-039", "no-bare-pods", "No bare Pods", M, "Pod", "run the pod from a Deployment, StatefulSet, Job or CronJob"),
     _c("K8S-040", "referential-integrity", "References between objects resolve", M, "stack",
        "make selectors, backends, targets and serviceName refer to objects that exist in the stack"),
+    _c("K8S-040", "gateway-references", "Gateway API references resolve; across namespaces only with a ReferenceGrant",
+       M, "HTTPRoute, Gateway, ReferenceGrant",
+       "point backendRefs at a Service and port of the stack; for another namespace add a ReferenceGrant there "
+       "(from the HTTPRoute's or Gateway's namespace and kind, to the Service or Secret)"),
     _c("K8S-041", "no-deprecated-api", "No alpha, beta or removed apiVersions", M, "all Kubernetes objects",
        "use the stable apiVersion (autoscaling/v2, policy/v1, networking.k8s.io/v1, batch/v1, ...)"),
     _c("K8S-042", "ingress-hosts", "Ingress hosts explicit, covered by TLS, unique; no defaultBackend", M, "Ingress",
@@ -150,7 +158,7 @@ CONTROLS: List[Control] = [
     _c("K8S-043", "no-ingress-snippets", "No ingress-nginx *-snippet annotations", M, "Ingress",
        "remove the nginx.ingress.kubernetes.io/*-snippet annotation (CVE-2021-25742)"),
     _c("K8S-044", "no-external-ips", "Services set no externalIPs", M, "Service", "remove spec.externalIPs"),
-    _c("K8S-045", "prod-issuer", "Prod certificates come from the production issuer", M, "Ingress, Certificate",
+    _c("K8S-045", "prod-issuer", "Prod certificates come from the production issuer", M, "Ingress, Gateway, Certificate",
        "use the production ClusterIssuer (productionIssuers policy config)", prod_only=True),
     _c("K8S-046", "no-default-namespace", "Nothing in the default namespace", M, "namespaced objects",
        "set metadata.namespace to the component's namespace"),

@@ -178,7 +178,7 @@ def is_internal_certificate(res: Res) -> bool:
 ACME_STAGING = re.compile(r"staging|acme-staging|pebble|localhost", re.I)
 
 
-@resource_policy("k8s-045-prod-issuer", k8s_kinds("Ingress", "Certificate", "ClusterIssuer", "Issuer"))
+@resource_policy("k8s-045-prod-issuer", k8s_kinds("Ingress", "Gateway", "Certificate", "ClusterIssuer", "Issuer"))
 def _issuer(ctx, res):
     allowed = ctx.settings.production_issuers
     if res.kind in ("ClusterIssuer", "Issuer"):

@@ -83,8 +83,9 @@ def test_alert_runbook_says_what_it_means_how_to_confirm_mitigate_escalate(path)
     assert all(len(b.strip()) > 40 for b in bodies), "an empty section"
 
 
-def test_every_alert_runbook_belongs_to_a_rendered_alert(dev, prod, operator_stack):
-    names = {r["alert"] for s in (dev, prod, operator_stack) for r in alerts_of(s.result)}
+def test_every_alert_runbook_belongs_to_a_rendered_alert(dev, prod, operator_stack, nginx_dev):
+    # nginx_dev: alerts only the legacy ingress-nginx entry renders (the relay's time-to-first-byte SLO)
+    names = {r["alert"] for s in (dev, prod, operator_stack, nginx_dev) for r in alerts_of(s.result)}
     stale = sorted(p.stem for p in alert_runbooks() if p.stem not in names)
     assert not stale, f"runbooks of alerts that no stack renders: {stale}"
 

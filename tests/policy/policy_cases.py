@@ -268,6 +268,8 @@ add("k8s-043-no-ingress-snippets", "Ingress", "object",
     "sets annotation nginx.ingress.kubernetes.io/configuration-snippet")
 add("k8s-045-prod-issuer", "Ingress", "object", ("metadata", "annotations", "cert-manager.io/cluster-issuer"),
     "letsencrypt-staging", 'requests certificates from cluster-issuer "letsencrypt-staging"')
+add("k8s-045-prod-issuer", "Gateway", "object", ("metadata", "annotations", "cert-manager.io/cluster-issuer"),
+    "letsencrypt-staging", 'requests certificates from cluster-issuer "letsencrypt-staging"')
 add("k8s-045-prod-issuer", "Certificate", "object", ("spec", "issuerRef", "name"), "selfsigned",
     "is issued by selfsigned, not letsencrypt-prod")
 add("k8s-045-prod-issuer", "ClusterIssuer", "object", ("spec", "acme", "server"),
@@ -454,6 +456,27 @@ add("k8s-040-referential-integrity", "Deployment/new-api", "object",
     ("spec", "selector", "matchLabels", "app.kubernetes.io/component"), "x", "does not match its pod template labels")
 add("k8s-040-referential-integrity", "NetworkPolicy/new-api-allow", "object",
     ("spec", "podSelector", "matchLabels", "app.kubernetes.io/component"), "x", "podSelector matches no workload's pods")
+# Gateway API (issue 15): the Ingress controls' equivalents on Gateways and HTTPRoutes
+add("k8s-020-gateway-tls", "HTTPRoute/new-api", "object", ("spec", "parentRefs", 0, "sectionName"), "http",
+    "HTTPRoute new-api/new-api is served on plain-HTTP listener http of Gateway new-api/new-api")
+add("k8s-020-gateway-tls", "HTTPRoute/new-api", "object", ("spec", "parentRefs", 0, "sectionName"), DELETE,
+    "is served on plain-HTTP listener http", label="-every-listener")
+add("k8s-020-gateway-tls", "HTTPRoute/new-api", "object", ("spec", "parentRefs", 0, "sectionName"), "tls",
+    "attaches to listener tls of Gateway new-api/new-api, which has no such listener")
+add("k8s-020-gateway-tls", "HTTPRoute/new-api-https-redirect", "object", ("spec", "rules", 0, "filters", 0,
+                                                                          "requestRedirect", "scheme"), "http",
+    "HTTPRoute new-api/new-api-https-redirect is served on plain-HTTP listener http")
+add("k8s-020-gateway-tls", "Gateway/new-api", "object", ("spec", "listeners", 1, "tls", "certificateRefs"), [],
+    "listener https is HTTPS without a certificate it terminates TLS with")
+add("k8s-040-gateway-references", "HTTPRoute/new-api", "object", ("spec", "rules", 0, "backendRefs", 0, "name"),
+    "ghost", "routes to Service new-api/ghost, which the stack does not define")
+add("k8s-040-gateway-references", "HTTPRoute/new-api", "object", ("spec", "rules", 0, "backendRefs", 0, "port"), 81,
+    "routes to port 81 of Service new-api/new-api")
+add("k8s-040-gateway-references", "HTTPRoute/new-api", "object", ("spec", "rules", 0, "backendRefs", 0, "namespace"),
+    "other", "routes to Service other/new-api in another namespace without a ReferenceGrant there")
+add("k8s-040-gateway-references", "Gateway/new-api", "object",
+    ("spec", "listeners", 1, "tls", "certificateRefs", 0, "namespace"), "certs",
+    "uses certificate certs/new-api-tls from another namespace without a ReferenceGrant there")
 add("k8s-049-namespace-quota", "ResourceQuota/quota", "object", (), REMOVE, "has no ResourceQuota")
 add("k8s-049-namespace-quota", "LimitRange/limits", "object", (), REMOVE, "has no LimitRange")
 add("stk-001-stateful-protected", "ReplicationGroup/cache", "entry", ("protect",), False,

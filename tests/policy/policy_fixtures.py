@@ -22,6 +22,9 @@ TYPES = {
     "ConfigMap": "kubernetes:core/v1:ConfigMap", "Secret": "kubernetes:core/v1:Secret",
     "PersistentVolumeClaim": "kubernetes:core/v1:PersistentVolumeClaim",
     "ResourceQuota": "kubernetes:core/v1:ResourceQuota", "LimitRange": "kubernetes:core/v1:LimitRange",
+    "Gateway": "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+    "HTTPRoute": "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+    "ReferenceGrant": "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant",
     "Ingress": "kubernetes:networking.k8s.io/v1:Ingress", "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
     "PodDisruptionBudget": "kubernetes:policy/v1:PodDisruptionBudget",
@@ -177,6 +180,36 @@ def ingress(name: str = "new-api") -> Dict[str, Any]:
             "service": {"name": "new-api", "port": {"number": 80}}}}]}}]}})
     e["inputs"]["metadata"]["annotations"] = {"cert-manager.io/cluster-issuer": "letsencrypt-prod"}
     return e
+
+
+def gateway(name: str = "new-api") -> Dict[str, Any]:
+    """Gateway API: HTTP for redirects and ACME, HTTPS terminated with the certificate."""
+    e = k8s("Gateway", name, {"spec": {"gatewayClassName": "eg", "listeners": [
+        {"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": {"namespaces": {"from": "Same"}}},
+        {"name": "https", "protocol": "HTTPS", "port": 443, "hostname": "api.example.com",
+         "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": "new-api-tls"}]},
+         "allowedRoutes": {"namespaces": {"from": "Same"}}}]}}, component="gateway")
+    e["inputs"]["metadata"]["annotations"] = {"cert-manager.io/cluster-issuer": "letsencrypt-prod"}
+    return e
+
+
+def http_route(name: str = "new-api") -> Dict[str, Any]:
+    return k8s("HTTPRoute", name, {"spec": {
+        "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "new-api",
+                        "sectionName": "https"}],
+        "hostnames": ["api.example.com"],
+        "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                   "backendRefs": [{"group": "", "kind": "Service", "name": "new-api", "port": 80}]}]}},
+        component="route")
+
+
+def redirect_route() -> Dict[str, Any]:
+    return k8s("HTTPRoute", "new-api-https-redirect", {"spec": {
+        "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "new-api",
+                        "sectionName": "http"}],
+        "hostnames": ["api.example.com"],
+        "rules": [{"filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]}]}},
+        component="gateway")
 
 
 def certificate() -> Dict[str, Any]:
@@ -450,7 +483,8 @@ def compliant_stack() -> List[Dict[str, Any]]:
 def _compliant_stack() -> tuple:
     res = [namespace(), quota(), limit_range(), default_deny(), allow_dns(),
            priority_class("new-api-critical", 100000), priority_class("new-api-data", 90000),
-           app_deployment(), service(), ingress(), certificate(), cluster_issuer(), hpa(), pdb(), service_account(),
+           app_deployment(), service(), ingress(), gateway(), http_route(), redirect_route(),
+           certificate(), cluster_issuer(), hpa(), pdb(), service_account(),
            workload_netpol("new-api", "new-api", "serving"), service_monitor(), prometheus_rule(),
            alertmanager_secret(), config_map(), role(), binding(),
            *postgres(), *redis(),
@@ -471,7 +505,8 @@ def single_fixture(kind: str) -> Dict[str, Any]:
 def _single_fixtures() -> Dict[str, Dict[str, Any]]:
     out = {k: workload(k) for k in WORKLOAD_KINDS}
     out.update({
-        "Namespace": namespace(), "Service": service(), "Ingress": ingress(), "Certificate": certificate(), "ClusterIssuer": cluster_issuer(),
+        "Namespace": namespace(), "Service": service(), "Ingress": ingress(), "Gateway": gateway(),
+        "Certificate": certificate(), "ClusterIssuer": cluster_issuer(),
         "HorizontalPodAutoscaler": hpa(), "PodDisruptionBudget": pdb(), "ServiceAccount": service_account(),
         "ConfigMap": config_map(), "PersistentVolumeClaim": pvc(), "Role": role("Role"),
         "ClusterRole": role("ClusterRole"), "RoleBinding": binding("RoleBinding"),
