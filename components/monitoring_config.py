@@ -9,8 +9,9 @@ Where the seeds are wrong the fix is cited (SEED-NOTES.md §4, §5.6):
 
 - New API has no ``/metrics`` endpoint (NEWAPI-CONTRACT.md §5). ``job="new-api"`` is a
   blackbox probe of ``GET /api/status`` through the app's Service, and the RED metrics
-  (rate, errors, duration) come from the ingress-nginx controller (:10254). Anything
-  reading them depends on ingress-nginx (retired upstream in March 2026; ARCHITECTURE.md).
+  (rate, errors, duration) come from the public entry's proxy: Envoy (Envoy Gateway,
+  the default) or the legacy ingress-nginx controller, through one metric source
+  (components/entry_metrics.py, chosen by ``entry.kind``).
 - HighErrorRate is a ratio (> 5 %), HighResponseTime aggregates ``by (le)``, HighDiskUsage
   filters pseudo filesystems, DatabaseConnectionHigh is a ratio to ``max_connections``,
   RedisMemoryHigh is guarded against ``maxmemory 0`` and ApplicationDown also fires when
