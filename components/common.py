@@ -67,6 +67,8 @@ PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 #: Annotation keys honoured by the policy pack (policy/newapi_policy/exemptions.py).
 EXEMPT_CONTROLS_ANNOTATION = "policy.new-api.io/exempt-controls"
 EXEMPT_REASON_ANNOTATION = "policy.new-api.io/exempt-reason"
+#: checkov's reasoned skip annotation (``checkov.io/skip1``, ``skip2``, ...).
+CHECKOV_SKIP_PREFIX = "checkov.io/skip"
 #: Annotation naming the datastore (``<namespace>/<workload>`` or ``<workload>``) a backup
 #: CronJob, or a Job installing a snapshot schedule, protects (policy STK-003).
 BACKUP_OF_ANNOTATION = "policy.new-api.io/backup-of"
@@ -165,9 +167,21 @@ def meta(name: Any, namespace: Any, object_labels: Mapping[str, str],
     return out
 
 
-def exemption_annotations(controls: Sequence[str], reason: str) -> dict:
-    """Annotations that exempt one workload from the named policy controls, with the reason."""
-    return {EXEMPT_CONTROLS_ANNOTATION: ",".join(controls), EXEMPT_REASON_ANNOTATION: reason}
+def exemption_annotations(controls: Sequence[str], reason: str, checkov: Sequence[str] = ()) -> dict:
+    """Annotations that exempt one workload from the named policy controls, with the reason.
+
+    ``checkov``: the checkov checks the same waiver covers (e.g. CKV_K8S_19 for host network
+    under K8S-009); each becomes ``checkov.io/skip<N>: <CHECK_ID>=<reason>``, the one way
+    this stack skips a checkov finding (tools/checkov_scan.py runs checkov on the synth).
+    checkov reads them from the object's own ``metadata.annotations`` only, not from a pod
+    template, and splits the value at ``=`` (checkov/kubernetes/kubernetes_utils.py,
+    ``get_skipped_checks``). The policy pack honours the exemption only where its per-stack
+    config allows it (policy/newapi_policy/exemptions.py)."""
+    if checkov and "=" in reason:
+        raise ValueError(f"exemption reason {reason!r}: checkov splits its skip annotation at '=', leave it out")
+    out = {EXEMPT_CONTROLS_ANNOTATION: ",".join(controls), EXEMPT_REASON_ANNOTATION: reason}
+    out.update({f"{CHECKOV_SKIP_PREFIX}{n}": f"{check}={reason}" for n, check in enumerate(checkov, 1)})
+    return out
 
 
 # --------------------------------------------------------------------------- security context

@@ -672,7 +672,8 @@ class Logging(PlatformComponent):
         pod["tolerations"] = [{"operator": "Exists", "effect": "NoSchedule"}]
         exemption = common.exemption_annotations(FILEBEAT_EXEMPTION, FILEBEAT_REASON)
         ds = k8s.apps.v1.DaemonSet(
-            f"{self._name}-filebeat", metadata=common.meta("filebeat", ns, lbl, exemption),
+            f"{self._name}-filebeat", metadata=common.meta("filebeat", ns, lbl, common.exemption_annotations(
+                FILEBEAT_EXEMPTION, FILEBEAT_REASON, checkov=("CKV_K8S_38",))),
             spec={"selector": {"match_labels": sel},
                   "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": "10%"}},
                   "template": {"metadata": {"labels": lbl, "annotations": {

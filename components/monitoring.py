@@ -37,6 +37,12 @@ NODE_EXPORTER_EXEMPTION = ("K8S-009", "K8S-010")
 API_CLIENT_EXEMPTION = ("K8S-015",)
 NODE_EXPORTER_REASON = ("node-exporter reads host metrics: hostNetwork for the node's own network counters, "
                         "read-only hostPath /, /proc and /sys")
+#: The checkov checks the same waivers cover (host network; the service account token).
+NODE_EXPORTER_CHECKOV = ("CKV_K8S_19",)
+API_CLIENT_CHECKOV = ("CKV_K8S_38",)
+PROMETHEUS_SD_REASON = "Kubernetes service discovery: get/list/watch pods and endpoints"
+KSM_REASON = "kube-state-metrics lists and watches cluster objects"
+ADAPTER_REASON = "an aggregated API server: delegated authn/authz and resource lookups"
 #: Annotation on the AlertmanagerConfig naming the ``alertmanagerConfigMatcherStrategy``
 #: the existing Alertmanager must use for it to route the stack's alerts.
 MATCHER_STRATEGY_ANNOTATION = "new-api.io/requires-alertmanager-config-matcher-strategy"
@@ -478,14 +484,15 @@ class Monitoring(PlatformComponent):
         self._service("prometheus", ns, lbl, sel, [("http", mc.PROMETHEUS_PORT)])
         protect = bool(a.get("protect"))
         sts = k8s.apps.v1.StatefulSet(
-            f"{self._name}-prometheus", metadata=common.meta("prometheus", ns, lbl),
+            f"{self._name}-prometheus",
+            metadata=common.meta("prometheus", ns, lbl, common.exemption_annotations(
+                API_CLIENT_EXEMPTION, PROMETHEUS_SD_REASON, checkov=API_CLIENT_CHECKOV)),
             spec={"replicas": 1, "service_name": "prometheus-headless", "selector": {"match_labels": sel},
                   "persistent_volume_claim_retention_policy": {"when_deleted": "Retain" if protect else "Delete",
                                                                 "when_scaled": "Retain"},
                   "template": {"metadata": {"labels": lbl, "annotations": {
                       "checksum/config": _checksum(self.prometheus_text, self.rules_text),
-                      **common.exemption_annotations(API_CLIENT_EXEMPTION, "Kubernetes service discovery: "
-                                                     "get/list/watch pods and endpoints")}}, "spec": pod},
+                      **common.exemption_annotations(API_CLIENT_EXEMPTION, PROMETHEUS_SD_REASON)}}, "spec": pod},
                   "volume_claim_templates": [common.volume_claim("data", lbl, a["storage_size"], a.get("storage_class"))]},
             opts=self._opts(cm, rules, protect=protect, retain_on_delete=protect))
         sd_ns = sorted(mc.kubernetes_sd_namespaces(config) - {ns})
@@ -606,11 +613,12 @@ class Monitoring(PlatformComponent):
             readiness=common.http_probe("/readyz", "telemetry", period=10, timeout=5, failures=3),
             liveness=common.http_probe("/livez", "http-metrics", period=15, timeout=5, failures=3))
         dep = k8s.apps.v1.Deployment(
-            f"{self._name}-kube-state-metrics", metadata=common.meta("kube-state-metrics", ns, lbl),
+            f"{self._name}-kube-state-metrics",
+            metadata=common.meta("kube-state-metrics", ns, lbl, common.exemption_annotations(
+                API_CLIENT_EXEMPTION, KSM_REASON, checkov=API_CLIENT_CHECKOV)),
             spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
                   "template": {
-                "metadata": {"labels": lbl, "annotations": common.exemption_annotations(
-                    API_CLIENT_EXEMPTION, "kube-state-metrics lists and watches cluster objects")},
+                "metadata": {"labels": lbl, "annotations": common.exemption_annotations(API_CLIENT_EXEMPTION, KSM_REASON)},
                 "spec": common.restricted_pod_spec(identity="kube-state-metrics",
                                                    service_account=sa.metadata.name, containers=[common.draining(container)],
                                                    termination_grace_seconds=30,
@@ -646,8 +654,8 @@ class Monitoring(PlatformComponent):
                     "tolerations": [{"operator": "Exists"}]})
         ds = k8s.apps.v1.DaemonSet(
             f"{self._name}-node-exporter",
-            metadata=common.meta("node-exporter", ns, lbl,
-                                 common.exemption_annotations(NODE_EXPORTER_EXEMPTION, NODE_EXPORTER_REASON)),
+            metadata=common.meta("node-exporter", ns, lbl, common.exemption_annotations(
+                NODE_EXPORTER_EXEMPTION, NODE_EXPORTER_REASON, checkov=NODE_EXPORTER_CHECKOV)),
             spec={"selector": {"match_labels": sel},
                   "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": "10%"}},
                   "template": {"metadata": {"labels": lbl, "annotations": common.exemption_annotations(
@@ -803,13 +811,14 @@ class Monitoring(PlatformComponent):
                     common.mount("serving-cert", "/var/run/serving-cert", read_only=True),
                     common.mount("tmp", "/tmp")])
         dep = k8s.apps.v1.Deployment(
-            f"{self._name}-adapter", metadata=common.meta("prometheus-adapter", ns, lbl),
+            f"{self._name}-adapter",
+            metadata=common.meta("prometheus-adapter", ns, lbl, common.exemption_annotations(
+                API_CLIENT_EXEMPTION, ADAPTER_REASON, checkov=API_CLIENT_CHECKOV)),
             spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
                   "template": {
                 "metadata": {"labels": lbl, "annotations": {
                     "checksum/config": _checksum(text),
-                    **common.exemption_annotations(API_CLIENT_EXEMPTION, "an aggregated API server: delegated "
-                                                   "authn/authz and resource lookups")}},
+                    **common.exemption_annotations(API_CLIENT_EXEMPTION, ADAPTER_REASON)}},
                 "spec": common.restricted_pod_spec(identity="prometheus-adapter",
                     service_account=sa.metadata.name, containers=[common.draining(container)],
                     termination_grace_seconds=30, automount_token=True,

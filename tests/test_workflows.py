@@ -219,7 +219,7 @@ def test_every_pip_install_is_constrained():
     for name, line in installs:
         assert "-c constraints.txt" in line, f"{name}: {line.strip()}"
     make = (REPO / "Makefile").read_text()
-    assert all("-c " in line for line in make.splitlines() if "pip install" in line and "venv-lock" not in line)
+    assert all("-c " in line for line in make.splitlines() if "pip install" in line and "-lock/bin/pip" not in line)
 
 
 def test_dependabot_updates_actions_and_python_pins():
