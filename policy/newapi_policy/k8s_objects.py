@@ -34,7 +34,10 @@ REMOVED = {
     "admissionregistration.k8s.io/v1beta1", "flowcontrol.apiserver.k8s.io/v1beta3",
     "cert-manager.io/v1alpha2", "cert-manager.io/v1alpha3", "cert-manager.io/v1beta1",
 }
-THIRD_PARTY_GROUPS = ("argoproj.io/", "monitoring.coreos.com/", "cert-manager.io/", "acme.cert-manager.io/")
+#: CRD groups versioned by their own projects. The Gateway API's ends in .k8s.io but is a
+#: CRD set with its own channels: ReferenceGrant is v1beta1 in its standard channel.
+THIRD_PARTY_GROUPS = ("argoproj.io/", "monitoring.coreos.com/", "cert-manager.io/", "acme.cert-manager.io/",
+                      "gateway.networking.k8s.io/")
 
 
 @resource_policy("k8s-041-no-deprecated-api", k8s_kinds())
