@@ -6,7 +6,7 @@ import pulumi
 from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres, PostgresBackup, PublicEntry,
                         Redis, RestrictedNamespace, StackSecrets)
 from components import logging as logging_component
-from components import logging_config
+from components import common, logging_config, upgrade_snapshot
 from components import monitoring_config
 from components.app import pod_selector as app_pod_selector
 from components.backup import pod_selector as backup_pod_selector
@@ -110,6 +110,19 @@ if cache.aws is not None:
     redis_args["aws"] = cache.aws.model_dump()
 redis = Redis("new-api-redis", redis_args, opts=after_namespace)
 
+# Before the master migrates to a new New API version: a restorable copy of the database,
+# by the backend's own means (components/upgrade_snapshot.py, docs/runbook-upgrade.md).
+upgrade_to = upgrade_snapshot.needed(cfg.app.image, cfg.app.deployed_version)
+pre_upgrade_snapshot = None
+if upgrade_to and db.backend == "aws":
+    pre_upgrade_snapshot = upgrade_snapshot.rds_snapshot(
+        "new-api-postgres", postgres.instance, upgrade_to).db_snapshot_identifier
+elif upgrade_to and db.backend == "cloudnative-pg":
+    pre_upgrade_snapshot = upgrade_snapshot.cnpg_backup(
+        "new-api-postgres", namespace.name, upgrade_snapshot.object_name(postgres.cluster), upgrade_to,
+        common.labels("postgres", "new-api-postgres", "backup"), opts=pulumi.ResourceOptions(depends_on=[postgres]))
+    pre_upgrade_snapshot = upgrade_snapshot.object_name(pre_upgrade_snapshot)
+
 if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WAL archive)
     backup_args = {
         "namespace": namespace.name,
@@ -134,13 +147,18 @@ if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WA
         backup_args["s3"] = backup_s3
     if db.restore is not None:
         backup_args["restore_object_key"] = db.restore.object_key
-    PostgresBackup(BACKUP_NAME, backup_args, opts=pulumi.ResourceOptions(depends_on=[namespace, postgres]))
+    if upgrade_to and db.backend == "kubernetes":
+        backup_args["pre_upgrade_version"] = upgrade_to
+    db_backup = PostgresBackup(BACKUP_NAME, backup_args, opts=pulumi.ResourceOptions(depends_on=[namespace, postgres]))
+    if db_backup.pre_upgrade_job is not None:
+        pre_upgrade_snapshot = upgrade_snapshot.object_name(db_backup.pre_upgrade_job)
 sql_dsn = postgres.dsn
 redis_url = redis.url
 
 app = ApiService(APP, {
     "namespace": namespace.name,
     "image": cfg.app.image,
+    **({"pre_upgrade_snapshot": pre_upgrade_snapshot} if pre_upgrade_snapshot is not None else {}),
     "image_pull_policy": cfg.app.image_pull_policy,
     "host": cfg.domain,
     "tls": cfg.ingress.tls.enabled,

@@ -11,7 +11,7 @@ from typing import Any, Optional, Required, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, delivery, entry, entry_metrics, postgres_base
+from . import common, delivery, entry, entry_metrics, postgres_base, upgrade_snapshot
 
 APP = "new-api"
 #: New API listens on 3000 (``--port``/``PORT``, CONTRACT §1); the Service exposes 80.
@@ -219,6 +219,10 @@ class ApiServiceArgs(TypedDict, total=False):
     extra_metrics: list[dict[str, Any]]
     """Extra autoscaling/v2 metrics for the serving HPA besides CPU and memory, e.g. requests
     per second per pod through Prometheus Adapter (``EntrySpec.hpa_rps_metric``)."""
+    pre_upgrade_snapshot: str
+    """Name of the database copy taken for this image (components/upgrade_snapshot.py): the
+    master Deployment records it (annotation ``new-api.io/pre-upgrade-snapshot``, not on the
+    pods, so it rolls nothing) and, through that input, starts the new version only after it."""
 
 
 def peak_serving_pods(max_replicas: int, strategy: str) -> tuple[int, str]:
@@ -511,7 +515,9 @@ class ApiService(pulumi.ComponentResource):
                                     "(NEWAPI-CONTRACT §3)")
         self.master = k8s.apps.v1.Deployment(
             f"{name}-master",
-            metadata=common.meta(f"{name}-master", ns, lbl["master"], singleton),
+            metadata=common.meta(f"{name}-master", ns, lbl["master"], {
+                **singleton, **({upgrade_snapshot.SNAPSHOT_ANNOTATION: a["pre_upgrade_snapshot"]}
+                                if a.get("pre_upgrade_snapshot") else {})}),
             spec={
                 "replicas": 1,
                 "strategy": {"type": "Recreate"},

@@ -20,7 +20,7 @@ from typing import Optional, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import aws_common, common, images, postgres_base
+from . import aws_common, common, images, postgres_base, upgrade_snapshot
 from .app import EgressTargetArgs
 
 APP = "postgres-backup"
@@ -365,6 +365,9 @@ class PostgresBackupArgs(TypedDict, total=False):
     """AWS CLI image for S3 transfers (default public.ecr.aws/aws-cli/aws-cli:2.22.35)."""
     restore_object_key: str
     """Create a restore Job for this dump (file name under the prefix/PVC). Unset: no Job."""
+    pre_upgrade_version: str
+    """Dump once, with a Job named after this New API version, before it is deployed
+    (``<file_prefix>-pre-upgrade-<version>-<time>.dump``; components/upgrade_snapshot.py)."""
     protect: bool
     """Protect the backup PVC (prod)."""
 
@@ -491,16 +494,20 @@ class PostgresBackup(pulumi.ComponentResource):
             }
 
         tmp = common.empty_dir("tmp", "256Mi")
-        dump_env = [{"name": "BACKUP_PREFIX", "value": a["file_prefix"]},
-                    {"name": "RETENTION_DAYS", "value": str(retention)}]
+
+        def dump_env(prefix: str) -> list:
+            return [{"name": "BACKUP_PREFIX", "value": prefix}, {"name": "RETENTION_DAYS", "value": str(retention)}]
+
         self.pvc = None
         if s3:
             volumes = [tmp, *ca_volumes, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
-            init = [pg_container("dump", DUMP_SCRIPT,
-                                 [*dump_env, {"name": "BACKUP_DIR", "value": "/scratch"},
-                                  {"name": "PRUNE", "value": "false"}],
-                                 [common.mount("scratch", "/scratch")])]
-            containers = [cli_container("upload", UPLOAD_SCRIPT, [])]
+
+            def dump_containers(prefix: str, prune: bool) -> tuple:
+                init = [pg_container("dump", DUMP_SCRIPT,
+                                     [*dump_env(prefix), {"name": "BACKUP_DIR", "value": "/scratch"},
+                                      {"name": "PRUNE", "value": "false"}],
+                                     [common.mount("scratch", "/scratch")])]
+                return init, [cli_container("upload", UPLOAD_SCRIPT, [])]
             self.target = pulumi.Output.concat("s3://", s3["bucket"], "/", s3["prefix"])
         else:
             self.pvc = k8s.core.v1.PersistentVolumeClaim(
@@ -510,12 +517,28 @@ class PostgresBackup(pulumi.ComponentResource):
                 opts=child(protect=protect, retain_on_delete=protect))
             volumes = [tmp, *ca_volumes,
                        {"name": "backups", "persistent_volume_claim": {"claim_name": self.pvc.metadata.name}}]
-            init = None
-            containers = [pg_container("dump", DUMP_SCRIPT,
-                                       [*dump_env, {"name": "BACKUP_DIR", "value": "/backups"},
-                                        {"name": "PRUNE", "value": "true"}],
-                                       [common.mount("backups", "/backups")])]
+
+            def dump_containers(prefix: str, prune: bool) -> tuple:
+                return None, [pg_container("dump", DUMP_SCRIPT,
+                                           [*dump_env(prefix), {"name": "BACKUP_DIR", "value": "/backups"},
+                                            {"name": "PRUNE", "value": "true" if prune else "false"}],
+                                           [common.mount("backups", "/backups")])]
             self.target = pulumi.Output.concat("pvc://", self.pvc.metadata.name)
+
+        def dump_job_spec(prefix: str, prune: bool) -> dict:
+            """One dump run: the CronJob's job template, and the pre-upgrade Job's spec."""
+            init, containers = dump_containers(prefix, prune)
+            return {
+                "backoff_limit": 2,
+                "active_deadline_seconds": 3 * 3600,
+                "template": {
+                    "metadata": {"labels": lbl["backup"]},
+                    "spec": common.restricted_pod_spec(identity="postgres-backup",
+                        service_account=self.service_account.metadata.name,
+                        restart_policy="Never", volumes=volumes, init_containers=init,
+                        containers=containers),
+                },
+            }
 
         annotations = {common.BACKUP_OF_ANNOTATION: a["backup_of"]} if a.get("backup_of") else None
         self.cron_job = k8s.batch.v1.CronJob(
@@ -531,17 +554,7 @@ class PostgresBackup(pulumi.ComponentResource):
                 "failed_jobs_history_limit": 5,
                 "job_template": {
                     "metadata": {"labels": lbl["backup"]},
-                    "spec": {
-                        "backoff_limit": 2,
-                        "active_deadline_seconds": 3 * 3600,
-                        "template": {
-                            "metadata": {"labels": lbl["backup"]},
-                            "spec": common.restricted_pod_spec(identity="postgres-backup",
-                                service_account=self.service_account.metadata.name,
-                                restart_policy="Never", volumes=volumes, init_containers=init,
-                                containers=containers),
-                        },
-                    },
+                    "spec": dump_job_spec(a["file_prefix"], True),
                 },
             },
             opts=child(self.secret))
@@ -562,6 +575,17 @@ class PostgresBackup(pulumi.ComponentResource):
             spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],
                   "ingress": [], "egress": egress},
             opts=child())
+
+        # A dump before New API's master migrates to a new version (upgrade_snapshot.py): one
+        # Job per version, awaited to completion by the engine; the master waits for it.
+        self.pre_upgrade_job = None
+        version = a.get("pre_upgrade_version")
+        if version:
+            job_name = f"{name}-pre-upgrade-{upgrade_snapshot.slug(version)}"
+            self.pre_upgrade_job = k8s.batch.v1.Job(
+                job_name, metadata=common.meta(job_name, ns, obj_lbl, {"new-api.io/version": version}),
+                spec=dump_job_spec(f"{a['file_prefix']}-pre-upgrade-{upgrade_snapshot.slug(version)}", False),
+                opts=child(self.secret, self.network_policy))
 
         self.restore_job = None
         if restore_key is not None:

@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from components import app as app_component
 from components import delivery as delivery_component
-from components import common, images, postgres_base
+from components import common, images, postgres_base, upgrade_snapshot
 from components import entry as entry_component
 from components import monitoring_config
 
@@ -214,6 +214,34 @@ class App(_Model):
     #: Create priorityClassName with this value (above logging and monitoring, K8S-038).
     priority_class_value: Optional[Annotated[int, Field(ge=1, le=1_000_000_000)]] = None
     delivery: Delivery = Delivery()
+    #: The newest New API version this stack has run (its database schema's version): the
+    #: deploy workflow advances it after a deploy passes its smoke check. While app.image
+    #: differs from it, a copy of the database is taken before the master starts the new
+    #: version (components/upgrade_snapshot.py); unset on a stack that never ran New API.
+    deployed_version: Optional[Annotated[str, Field(pattern=r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")]] = None
+    #: New API's migrations only go forward: an image older than deployedVersion is refused
+    #: unless this is set, after the schema was restored (docs/runbook-upgrade.md).
+    allow_downgrade: bool = False
+
+    @model_validator(mode="after")
+    def _no_silent_downgrade(self):
+        if not self.deployed_version:
+            return self
+        target = upgrade_snapshot.image_version(self.image)
+        if target is None:
+            raise _field_error("image", self.image, f"needs a version tag (e.g. calciumion/new-api:v1.0.0@sha256:...) "
+                               f"to be compared with app.deployedVersion {self.deployed_version}")
+        try:
+            older = upgrade_snapshot.version_key(target) < upgrade_snapshot.version_key(self.deployed_version)
+        except ValueError as exc:
+            raise _field_error("image", self.image, f"{exc}: app.deployedVersion is set, so the image tag must be a "
+                               "version to tell an upgrade from a downgrade") from None
+        if older and not self.allow_downgrade:
+            raise _field_error("image", self.image,
+                               f"{target} is older than app.deployedVersion {self.deployed_version}, and New API's "
+                               "migrations only go forward: restore the pre-upgrade snapshot first, then set "
+                               f"new-api:app.allowDowngrade: true ({upgrade_snapshot.RUNBOOK}, \"Roll back the schema\")")
+        return self
 
     @model_validator(mode="after")
     def _extra_env(self):
