@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from . import common, dashboards, images
 from . import entry as entry_mod
 from . import monitoring_config as mc
+from . import platform_alerts
 from .base import PlatformComponent
 from .secrets import ROTATION_ANNOTATION, generated_secret, rotation_trigger
 
@@ -461,6 +462,13 @@ class Monitoring(PlatformComponent):
              {"api_groups": ["discovery.k8s.io"], "resources": ["endpointslices"],
               "verbs": ["get", "list", "watch"]}],
             "prometheus", ns, namespaces=mc.kubernetes_sd_namespaces(config))
+        # Node discovery and the kubelet's /metrics and /metrics/cadvisor (nodes/metrics):
+        # cluster-wide by nature, read-only, no Secrets.
+        self._bind_cluster_role(
+            "prometheus-kubelet", lbl,
+            [{"api_groups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+             {"api_groups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]}],
+            "prometheus", ns)
         args = [f"--config.file=/etc/prometheus/config/prometheus.yml", "--storage.tsdb.path=/prometheus",
                 f"--storage.tsdb.retention.time={a['retention']}", f"--web.listen-address=:{mc.PROMETHEUS_PORT}"]
         if a.get("retention_size"):
@@ -509,6 +517,9 @@ class Monitoring(PlatformComponent):
             # node-exporter listens on the host network: node addresses, not pod selectors.
             {"to": [common.namespace_peer(a["agent_namespace"]), *({"ip_block": {"cidr": c}} for c in a["node_cidrs"])],
              "ports": common.tcp(mc.NODE_EXPORTER_PORT)},
+            # every node's kubelet (its metrics and cAdvisor's)
+            {"to": [{"ip_block": {"cidr": c}} for c in a["node_cidrs"]],
+             "ports": common.tcp(platform_alerts.KUBELET_PORT)},
         ]
         assert set(sd_ns) <= {a["app_namespace"], a["ingress_namespace"], a["agent_namespace"],
                               self.targets.logging_namespace}

@@ -32,6 +32,7 @@ import yaml
 from . import entry as entry_mod
 from . import entry_metrics as em
 from . import logging_alerts
+from . import platform_alerts
 from .logging_alerts import LOGSTASH_EXPORTER_PORT
 
 # --------------------------------------------------------------------------- constants
@@ -139,11 +140,13 @@ EXPORTER_METRICS: dict[str, frozenset] = {
     "alertmanager": frozenset({"alertmanager_notifications_failed_total", "alertmanager_notifications_total"}),
 }
 def _platform_metrics() -> None:
-    from .platform_alerts import CNPG_METRICS, KSM_METRICS
+    from .platform_alerts import CADVISOR_METRICS, CNPG_METRICS, KSM_METRICS, KUBELET_METRICS  # noqa: F401
 
     #: CloudNativePG's instance manager (port 9187, scraped under the postgres-exporter job).
     EXPORTER_METRICS["cloudnative-pg"] = CNPG_METRICS
     EXPORTER_METRICS["kube-state-metrics"] = EXPORTER_METRICS["kube-state-metrics"] | KSM_METRICS
+    EXPORTER_METRICS["kubelet"] = frozenset(KUBELET_METRICS)
+    EXPORTER_METRICS["cadvisor"] = frozenset(CADVISOR_METRICS)
 
 
 _platform_metrics()
@@ -472,8 +475,6 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                f"Success rate is {{{{ $value | humanizePercentage }}}} (<= {l2_floor:.1%}) for 2 minutes "
                "(seed 004 L4: activate the degrade switch).", slo_level("L4")),
     ]
-    from . import platform_alerts
-
     relay_recordings, relay_alerts = _relay_slo(t, slo, app)
     recordings += relay_recordings
     slo_alerts += relay_alerts
@@ -484,7 +485,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
         # Log-based alerts and Elasticsearch's backups, with the logging stack.
         *([logging_alerts.rule_group()] if t.logging_namespace else []),
         *platform_alerts.groups(_alert, monitored_jobs(t), t.stack_namespaces,
-                                (t.app_namespace, t.backup_cronjob) if t.backup_cronjob else None),
+                                (t.app_namespace, t.backup_cronjob) if t.backup_cronjob else None, t.app_namespace),
     ]}, t.runbook_base)
 
 
@@ -641,6 +642,8 @@ def scrape_jobs(t: Targets) -> list[dict]:
                      keep_labels={"app.kubernetes.io/name": "blackbox-exporter"}),
         {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]},
         {"job_name": "alertmanager", "static_configs": [{"targets": t.alertmanager_peers()}]},
+        # Every node's kubelet and cAdvisor (container CPU, throttling, memory; volume stats).
+        *platform_alerts.kubelet_jobs(),
     ]
 
 

@@ -68,6 +68,7 @@ KSM_METRICS = frozenset({
     "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready",
     "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
     "kube_job_status_failed", "kube_job_owner", "kube_cronjob_status_last_successful_time", "kube_cronjob_created",
+    "kube_pod_container_resource_limits",
 })
 
 #: Jobs whose absence blinds user-facing alerts (the datastores', the entry's RED metrics
@@ -178,8 +179,75 @@ def kubernetes_alerts(alert, namespaces: Sequence[str], backup_cronjob: Optional
     return rules
 
 
+# --------------------------------------------------------------------------- kubelet, cAdvisor
+
+KUBELET_PORT = 10250
+_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: What the container and volume alerts and the capacity dashboard read; everything else
+#: the kubelet and cAdvisor serve (thousands of series per node) is dropped at scrape.
+KUBELET_METRICS = ("kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes",
+                   "kubelet_volume_stats_used_bytes", "kubelet_running_pods")
+CADVISOR_METRICS = ("container_cpu_usage_seconds_total", "container_cpu_cfs_periods_total",
+                    "container_cpu_cfs_throttled_periods_total", "container_memory_working_set_bytes",
+                    "container_oom_events_total")
+
+
+def kubelet_jobs() -> list[dict]:
+    """The kubelet's own metrics (volume stats) and its embedded cAdvisor (container CPU,
+    throttling, memory), scraped from every node on :10250 with the ServiceAccount token
+    (the ClusterRole grants ``nodes/metrics``; Kubernetes docs, "Kubelet authentication/
+    authorization"). The kubelet's serving certificate is usually self-signed by the node,
+    hence ``insecure_skip_verify`` (kube-prometheus does the same); the token still
+    authenticates Prometheus to the kubelet."""
+    def job(name: str, path: str, keep: Sequence[str]) -> dict:
+        return {
+            "job_name": name, "scheme": "https", "metrics_path": path,
+            "authorization": {"credentials_file": f"{_SA_DIR}/token"},
+            "tls_config": {"ca_file": f"{_SA_DIR}/ca.crt", "insecure_skip_verify": True},
+            "kubernetes_sd_configs": [{"role": "node"}],
+            "relabel_configs": [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"}],
+            "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": "|".join(keep), "action": "keep"}],
+        }
+    return [job("kubelet", "/metrics", KUBELET_METRICS), job("cadvisor", "/metrics/cadvisor", CADVISOR_METRICS)]
+
+
+def container_alerts(alert, app_namespace: str, namespaces: Sequence[str]) -> list[dict]:
+    """cAdvisor and kubelet volume alerts (cAdvisor labels its series ``namespace``, ``pod``,
+    ``container``; the pod-level cgroup has ``container=""``; kubelet volume stats carry
+    ``namespace`` and ``persistentvolumeclaim``). Volumes: every PVC of the stack
+    (Postgres, Redis, Elasticsearch, Prometheus, Alertmanager, the dump volume)."""
+    ns = "namespace=~\"" + "|".join(sorted(set(namespaces))) + "\""
+    app = f'namespace="{app_namespace}",container!=""'
+    free = (f"kubelet_volume_stats_available_bytes{{{ns}}} / on (namespace, persistentvolumeclaim) "
+            f"kubelet_volume_stats_capacity_bytes{{{ns}}}")
+    by = "by (namespace, pod, container)"
+    return [
+        alert("NewApiContainerCPUThrottled",
+              f"sum {by} (increase(container_cpu_cfs_throttled_periods_total{{{app}}}[5m])) / sum {by} "
+              f"(increase(container_cpu_cfs_periods_total{{{app}}}[5m])) > 0.25",
+              "15m", "warning", "new-api", "New API is CPU-throttled",
+              "{{ $labels.pod }} ({{ $labels.container }}) was throttled in {{ $value | humanizePercentage }} of "
+              "its CPU periods for 15 minutes: latency grows before CPU usage looks high."),
+        alert("NewApiContainerMemoryNearLimit",
+              f'max {by} (container_memory_working_set_bytes{{{ns},container!=""}}) / on (namespace, pod, container) '
+              f'max {by} (kube_pod_container_resource_limits{{{ns},resource="memory"}}) > 0.9',
+              "15m", "warning", "kubernetes", "A container's memory is near its limit",
+              "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) uses "
+              "{{ $value | humanizePercentage }} of its memory limit: the next spike is an OOM kill."),
+        alert("NewApiPersistentVolumeFillingUp", f"{free} < 0.10", "5m", "critical", "kubernetes",
+              "A persistent volume is almost full",
+              "{{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} has {{ $value | humanizePercentage }} free."),
+        alert("NewApiPersistentVolumeFillingUpPredicted",
+              f"({free} < 0.40) and on (namespace, persistentvolumeclaim) "
+              f"predict_linear(kubelet_volume_stats_available_bytes{{{ns}}}[6h], 4 * 24 * 3600) < 0",
+              "1h", "warning", "kubernetes", "A persistent volume fills within 4 days",
+              "At the last 6 hours' rate {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is full "
+              "within 4 days."),
+    ]
+
+
 def groups(alert, jobs: Sequence[str], namespaces: Sequence[str] = (),
-           backup_cronjob: Optional[tuple[str, str]] = None) -> list[dict]:
+           backup_cronjob: Optional[tuple[str, str]] = None, app_namespace: str = "new-api") -> list[dict]:
     """Rule groups to add to the stack's rules. ``alert`` is the rule builder of
     :mod:`components.monitoring_config`; ``jobs`` every scrape job name the mode provides;
     ``namespaces`` the stack's namespaces (workload alerts); ``backup_cronjob`` the dump CronJob."""
@@ -188,4 +256,5 @@ def groups(alert, jobs: Sequence[str], namespaces: Sequence[str] = (),
         {"name": "new-api-datastores", "rules": datastore_alerts(alert)},
         {"name": "new-api-exporters", "rules": exporter_absent_alerts(alert, jobs)},
         {"name": "new-api-kubernetes", "rules": kubernetes_alerts(alert, namespaces, backup_cronjob)},
+        {"name": "new-api-containers", "rules": container_alerts(alert, app_namespace, namespaces)},
     ]

@@ -100,6 +100,14 @@ def test_prometheus_config_passes_promtool_with_kubernetes_sd_set_aside(stack, p
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "new-api.yml").write_text(rules)
     cfg["rule_files"] = [str(tmp_path / "rules" / "*.yml")]
+    # The kubelet jobs read the pod's ServiceAccount token and CA, which promtool stats:
+    # stand-ins here, same keys.
+    for job in cfg["scrape_configs"]:
+        for section, key in (("authorization", "credentials_file"), ("tls_config", "ca_file")):
+            if key in job.get(section, {}):
+                stand_in = tmp_path / f"{job['job_name']}-{key}"
+                stand_in.write_text("stand-in\n")
+                job[section][key] = str(stand_in)
     (tmp_path / "prometheus.yml").write_text(mc.dump(cfg))
     out = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
                          text=True)
@@ -113,7 +121,11 @@ def test_kubernetes_sd_blocks_are_pod_role_scoped_to_namespaces_rbac_covers(dev)
     role = next(r for r in k8s_objects(dev.result, "ClusterRole") if r["metadata"]["name"].endswith("discovery"))
     assert all(set(rule["verbs"]) == {"get", "list", "watch"} for rule in role["rules"])
     assert any("pods" in rule["resources"] for rule in role["rules"])
-    sd_jobs = [j for j in cfg["scrape_configs"] if "kubernetes_sd_configs" in j]
+    sd_jobs = [j for j in cfg["scrape_configs"] if "kubernetes_sd_configs" in j
+               and j["kubernetes_sd_configs"][0]["role"] == "pod"]
+    node_jobs = {j["job_name"] for j in cfg["scrape_configs"] if "kubernetes_sd_configs" in j} - {
+        j["job_name"] for j in sd_jobs}
+    assert node_jobs == {"kubelet", "cadvisor"}  # role node: test_kubelet_scraping.py
     assert {j["job_name"] for j in sd_jobs} == {"envoy-gateway", "postgres-exporter", "redis-exporter",
                                                 "node-exporter", "kube-state-metrics", "elasticsearch-exporter",
                                                 "logstash-exporter", "grafana", "blackbox-exporter"}

@@ -139,10 +139,46 @@ CASES.update({
                                {"cronjob": "new-api-db-backup"}),
 })
 
+# cAdvisor through the "cadvisor" job (node label from relabelling); kubelet volume stats
+# through "kubelet"; the memory limit from kube-state-metrics.
+CADVISOR = ('job="cadvisor",instance="10.0.0.11:10250",node="n1",namespace="new-api",pod="new-api-7d9f8-abcde",'
+            'container="new-api",id="/kubepods/burstable/podu1/c1",image="calciumion/new-api:v0.9.0",name="c1"')
+PVC = 'job="kubelet",instance="10.0.0.11:10250",node="n1",namespace="new-api",persistentvolumeclaim="data-new-api-postgres-0"'
+LIMIT = ksm("kube_pod_container_resource_limits", APP_POD + ',resource="memory",unit="byte"', "536870912x30")
+
+CASES.update({
+    "app throttled": ("NewApiContainerCPUThrottled", "1m", "25m",
+                      [{"series": f"container_cpu_cfs_periods_total{{{CADVISOR}}}", "values": "0+100x30"},
+                       {"series": f"container_cpu_cfs_throttled_periods_total{{{CADVISOR}}}", "values": "0+50x30"}],
+                      [{"series": f"container_cpu_cfs_periods_total{{{CADVISOR}}}", "values": "0+100x30"},
+                       {"series": f"container_cpu_cfs_throttled_periods_total{{{CADVISOR}}}", "values": "0+5x30"}],
+                      {"pod": "new-api-7d9f8-abcde"}),
+    "memory near limit": ("NewApiContainerMemoryNearLimit", "1m", "20m",
+                          [{"series": f"container_memory_working_set_bytes{{{CADVISOR}}}", "values": "503316480x30"},
+                           LIMIT],
+                          [{"series": f"container_memory_working_set_bytes{{{CADVISOR}}}", "values": "268435456x30"},
+                           LIMIT],
+                          {"container": "new-api"}),
+    "volume almost full": ("NewApiPersistentVolumeFillingUp", "1m", "10m",
+                           [{"series": f"kubelet_volume_stats_available_bytes{{{PVC}}}", "values": "5x30"},
+                            {"series": f"kubelet_volume_stats_capacity_bytes{{{PVC}}}", "values": "100x30"}],
+                           [{"series": f"kubelet_volume_stats_available_bytes{{{PVC}}}", "values": "50x30"},
+                            {"series": f"kubelet_volume_stats_capacity_bytes{{{PVC}}}", "values": "100x30"}],
+                           {"persistentvolumeclaim": "data-new-api-postgres-0"}),
+    # 35 % free, losing 0.1 % of capacity every 5 minutes: empty in about 29 hours; silent: steady
+    "volume full within 4 days": ("NewApiPersistentVolumeFillingUpPredicted", "5m", "8h",
+                                  [{"series": f"kubelet_volume_stats_available_bytes{{{PVC}}}", "values": "35-0.1x120"},
+                                   {"series": f"kubelet_volume_stats_capacity_bytes{{{PVC}}}", "values": "100x120"}],
+                                  [{"series": f"kubelet_volume_stats_available_bytes{{{PVC}}}", "values": "35x120"},
+                                   {"series": f"kubelet_volume_stats_capacity_bytes{{{PVC}}}", "values": "100x120"}],
+                                  {"persistentvolumeclaim": "data-new-api-postgres-0"}),
+})
+
 #: Alerts of this module, each with its cases above.
 ALERTS = {"DatabaseConnectionHigh", "PostgresDown", "RedisDown", "ExporterAbsent", "NewApiPodCrashLooping",
           "NewApiContainerOOMKilled", "NewApiDeploymentReplicasUnavailable", "NewApiStatefulSetReplicasUnavailable",
-          "NewApiHpaMaxedOut", "DatabaseBackupFailed", "DatabaseBackupStale"}
+          "NewApiHpaMaxedOut", "DatabaseBackupFailed", "DatabaseBackupStale", "NewApiContainerCPUThrottled",
+          "NewApiContainerMemoryNearLimit", "NewApiPersistentVolumeFillingUp", "NewApiPersistentVolumeFillingUpPredicted"}
 
 
 def rules_text(stack) -> str:
