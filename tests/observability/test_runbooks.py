@@ -102,3 +102,12 @@ def test_runbook_links_resolve(path):
                                   "zone-or-region-loss"])
 def test_operational_runbooks_exist(name):
     assert (RUNBOOKS / f"{name}.md").is_file()
+
+
+def test_readme_alert_table_lists_every_alert_with_its_severity(dev, prod, operator_stack):
+    text = (REPO / "README.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (\w+) \| ([^|]+) \| \[", text, flags=re.M)}
+    for s in (dev, prod, operator_stack):
+        for rule in alerts_of(s.result):
+            assert rule["alert"] in rows, f"README alert table lacks {rule['alert']}"
+            assert rule["labels"]["severity"] in rows[rule["alert"]], rule["alert"]
