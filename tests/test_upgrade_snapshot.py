@@ -132,3 +132,15 @@ def test_versions_order_as_semver(a, b):
 def test_a_bad_deployed_version_is_refused():
     result = run("prod", NEXT, "latest")
     assert "new-api:app.deployedVersion" in str(result.error)
+
+
+def test_numeric_pre_release_parts_sort_before_alphanumeric_ones():
+    """semver.org §11.4.3: numeric identifiers have lower precedence than alphanumeric ones."""
+    assert upgrade_snapshot.version_key("v1.0.0-1") < upgrade_snapshot.version_key("v1.0.0-alpha")
+    assert upgrade_snapshot.version_key("v1.0.0-rc.1") < upgrade_snapshot.version_key("v1.0.0-rc.a")
+
+
+@pytest.mark.parametrize("bad", ["latest", "v1.0", "sha256:abc", ""])
+def test_a_tag_that_is_not_a_version_cannot_be_ordered(bad):
+    with pytest.raises(ValueError, match="is not a version"):
+        upgrade_snapshot.version_key(bad)
