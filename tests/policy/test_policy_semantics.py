@@ -238,3 +238,26 @@ def test_one_day_of_managed_backups_is_enough_for_stk003(fixture, field):
     stack = fx.compliant_stack()
     next(r for r in stack if r["name"] == fixture and field in r["inputs"])["inputs"][field] = 1
     assert run_isolated("stk-003-datastore-backups", stack)["violations"] == []
+
+
+def _host_pid_app(uid):
+    stack = fx.compliant_stack()
+    app = next(r for r in stack if r["name"] == "new-api" and r["type"].endswith(":Deployment"))
+    pod = app["inputs"]["spec"]["template"]["spec"]
+    pod["hostPID"] = True
+    for sc in [pod["securityContext"], *(c["securityContext"] for c in pod["containers"] + pod["initContainers"])]:
+        sc.pop("runAsUser", None)
+        if uid is not None:
+            sc["runAsUser"] = uid
+    return stack
+
+
+def test_host_pid_workload_with_a_uid_of_its_own_passes_stk005():
+    """The only workload with hostPID, on a UID nobody else uses: nothing to read."""
+    report = run_isolated("stk-005-host-access-own-uid", _host_pid_app(10999))
+    assert report["violations"] == [] and report["checks_run"]["stk-005-host-access-own-uid"] > 0
+
+
+def test_host_pid_workload_that_leaves_its_uid_to_the_image_is_reported():
+    assert [m.split(":")[0] for m in messages(run_isolated("stk-005-host-access-own-uid", _host_pid_app(None)))] == [
+        "[STK-005] Deployment new-api/new-api sees the node's processes (hostPID"]
