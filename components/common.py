@@ -32,6 +32,7 @@ WORKLOAD_UIDS: dict[str, int] = {
     "postgres-roles": 10004,        # RDS roles bootstrap Job
     "postgres-exporter": 10005,
     "redis": 10006,
+    "redis-exporter": 10007,        # the ElastiCache exporter (aws backend)
     "prometheus": 10010,
     "alertmanager": 10011,
     "grafana": 10012,

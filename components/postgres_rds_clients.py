@@ -18,9 +18,9 @@ import hashlib
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, postgres_roles as roles
+from . import common, datastore_exporter, postgres_roles as roles
 from .postgres_base import (EXPORTER_PORT, MONITOR_USER, PORT, ca_mount, ca_volume, libpq_tls_env, ssl_query)
-from .secrets import ROTATION_ANNOTATION, rotation_trigger
+from .secrets import rotation_trigger
 
 EXPORTER_APP = "postgres-exporter"
 ROLES_APP = "postgres-roles"
@@ -121,13 +121,10 @@ def build(comp, app_password, master_password, egress_targets: list) -> None:
 
     # ---------------------------------------------------------------- exporter
     lbl = common.labels(EXPORTER_APP, name, "metrics")
-    sel = common.selector(EXPORTER_APP, name, "metrics")
     exporter_name = f"{name}-exporter"
     comp.exporter_secret = k8s.core.v1.Secret(
         exporter_name, metadata=common.meta(exporter_name, ns, lbl), type="Opaque",
         string_data=pulumi.Output.secret({roles.MONITOR_PASSWORD_KEY: comp.monitor_password}), opts=comp._child())
-    sa = k8s.core.v1.ServiceAccount(f"{exporter_name}-sa", metadata=common.meta(exporter_name, ns, lbl),
-                                    automount_service_account_token=False, opts=comp._child())
     exporter = common.container(
         "exporter", a["exporter_image"], common.resources("20m", "32Mi", "128Mi", None, "16Mi", "64Mi"),
         args=[f"--web.listen-address=:{EXPORTER_PORT}"],
@@ -144,20 +141,6 @@ def build(comp, app_password, master_password, egress_targets: list) -> None:
         volume_mounts=[ca_mount()])
     rotation = rotation_trigger(f"{exporter_name}-rotation", {roles.MONITOR_PASSWORD_KEY: comp.monitor_password},
                                 comp._child())
-    one = common.exemption_annotations(
-        ["K8S-034"], "one exporter per database endpoint: a second replica would duplicate every "
-                     "pg_* series (and double DatabaseConnectionHigh's sum); a restart loses a scrape, not data")
-    comp.exporter = k8s.apps.v1.Deployment(
-        exporter_name, metadata=common.meta(exporter_name, ns, lbl, one),
-        spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
-              "template": {
-                  "metadata": {"labels": lbl, "annotations": {ROTATION_ANNOTATION: rotation}},
-                  "spec": common.restricted_pod_spec(identity="postgres-exporter",
-                      service_account=sa.metadata.name, containers=[common.draining(exporter)],
-                      termination_grace_seconds=30, volumes=[ca_volume(comp.ca_bundle)])}},
-        opts=comp._child(comp.roles_job, comp.exporter_secret, comp.ca_config_map))
-    comp.exporter_network_policy = k8s.networking.v1.NetworkPolicy(
-        exporter_name, metadata=common.meta(exporter_name, ns, lbl),
-        spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],
-              "ingress": comp._scrapers(EXPORTER_PORT), "egress": _egress(egress_targets)},
-        opts=comp._child())
+    datastore_exporter.deploy(comp, exporter_name, EXPORTER_APP, exporter, rotation, EXPORTER_PORT, egress_targets,
+                              volumes=[ca_volume(comp.ca_bundle)],
+                              depends_on=(comp.roles_job, comp.exporter_secret, comp.ca_config_map))

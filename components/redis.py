@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import aws_common, common, images
+from . import common, images, redis_aws
 from .secrets import generated_secret
 from .app import EgressTargetArgs, ResourcesArgs
 from .postgres import ClientArgs
@@ -145,8 +145,8 @@ def _validate(args: RedisArgs) -> dict:
     a = dict(args)
     a.setdefault("backend", "aws")
     common.require(a["backend"] in BACKENDS, "backend", f"{a['backend']!r} is not one of {', '.join(BACKENDS)}")
-    if a["backend"] == "kubernetes":
-        common.require(a.get("namespace") is not None, "namespace", "is required with backend 'kubernetes'")
+    common.require(a.get("namespace") is not None, "namespace",
+                   "is required (the kubernetes backend runs there; on aws its exporter does)")
     a.setdefault("maxmemory_mb", 800)
     common.require(int(a["maxmemory_mb"]) >= 16, "maxmemory_mb", "must be at least 16")
     a.setdefault("maxmemory_policy", "volatile-lru")
@@ -206,7 +206,9 @@ class Redis(pulumi.ComponentResource):
     cannot talk to a cluster), a primary and a replica in different AZs with automatic
     failover, encryption at rest (customer-managed, rotated KMS key) and in transit (so
     the URL is ``rediss://``), the generated password as AUTH token, daily snapshots,
-    its own subnet, parameter and security groups, automatic minor upgrades.
+    its own subnet, parameter and security groups (admitting only the nodes' or pods'
+    security groups), automatic minor upgrades, and a redis_exporter Deployment on the
+    primary endpoint over TLS (``redis_aws``).
     """
 
     host: pulumi.Output[str]
@@ -234,7 +236,7 @@ class Redis(pulumi.ComponentResource):
         if a["backend"] == "kubernetes":
             host, tls, egress = self._kubernetes(password)
         else:
-            host, tls, egress = self._aws(password)
+            host, tls, egress = redis_aws.build(self, password)
         self.host = pulumi.Output.from_input(host)
         self.port = pulumi.Output.from_input(PORT)
         self.password = password
@@ -364,60 +366,3 @@ class Redis(pulumi.ComponentResource):
         # No TLS in-cluster (the official image has no certificates to serve); the
         # NetworkPolicy admits only the app. The aws backend encrypts in transit.
         return host, False, [{"port": PORT, "pod_labels": sel}]
-
-    # ------------------------------------------------------------------ aws
-
-    def _aws(self, password):
-        import pulumi_aws as aws
-
-        name, a = self._name, self._a
-        cfg = a["aws"]
-        protect = a["protect"]
-        tags = {"app": "new-api", "component": "cache", "managed-by": "pulumi"}
-        self.kms_key, self.kms_alias = aws_common.kms_key(
-            aws, name, f"Encrypts the New API ElastiCache replication group {name} and its snapshots",
-            tags, self, protect, alias=f"{name}-elasticache")
-        self.subnet_group = aws.elasticache.SubnetGroup(
-            f"{name}-subnets", description=f"Private subnets of {name}", subnet_ids=list(cfg["subnet_ids"]),
-            tags=tags, opts=self._child())
-        self.security_group = aws_common.datastore_security_group(
-            aws, name, "Redis", PORT, cfg["vpc_id"], cfg["source_security_group_ids"], tags, self._child(),
-            transport=" (TLS)")
-        major = str(cfg["engine_version"]).split(".")[0]
-        self.parameter_group = aws.elasticache.ParameterGroup(
-            f"{name}-params",
-            family=f"redis{major}",
-            description=f"New API Redis {major}: cluster mode off, {a['maxmemory_policy']}",
-            parameters=[
-                {"name": "cluster-enabled", "value": "no"},
-                {"name": "maxmemory-policy", "value": a["maxmemory_policy"]},
-            ],
-            tags=tags, opts=self._child())
-        self.replication_group = aws.elasticache.ReplicationGroup(
-            f"{name}",
-            replication_group_id=name[:40],
-            description="New API cache, rate limits and session state (single endpoint, cluster mode off)",
-            engine="redis",
-            engine_version=str(cfg["engine_version"]),
-            node_type=cfg["node_type"],
-            port=PORT,
-            num_cache_clusters=1 + int(cfg["replicas"]),
-            automatic_failover_enabled=True,
-            multi_az_enabled=True,
-            at_rest_encryption_enabled=True,
-            kms_key_id=self.kms_key.arn,
-            transit_encryption_enabled=True,
-            auth_token=password,
-            auth_token_update_strategy="ROTATE",
-            parameter_group_name=self.parameter_group.name,
-            subnet_group_name=self.subnet_group.name,
-            security_group_ids=[self.security_group.id],
-            snapshot_retention_limit=int(cfg["snapshot_retention_days"]),
-            snapshot_window=cfg["snapshot_window"],
-            maintenance_window=cfg["maintenance_window"],
-            final_snapshot_identifier=f"{name}-final",
-            auto_minor_version_upgrade=True,
-            apply_immediately=False,
-            tags=tags,
-            opts=self._child(protect=protect, additional_secret_outputs=["auth_token"]))
-        return self.replication_group.primary_endpoint_address, True, [{"port": PORT, "cidr": cfg["vpc_cidr"]}]

@@ -16,7 +16,7 @@ SHAPE = ["host", "port", "password", "tls", "url"]
 
 def _component(backend: str):
     extra = {"kubernetes": {"namespace": "new-api", "resources": {"memory_limit": "1536Mi"}},
-             "aws": {"aws": {"vpc_id": AWS_NET["vpcId"], "subnet_ids": AWS_NET["subnetIds"],
+             "aws": {"namespace": "new-api", "aws": {"vpc_id": AWS_NET["vpcId"], "subnet_ids": AWS_NET["subnetIds"],
                              "vpc_cidr": "10.0.0.0/16",
                              "source_security_group_ids": AWS_NET["sourceSecurityGroupIds"]}}}[backend]
     return lambda: rc.Redis("cache", {"backend": backend, "password": "pw0123456789abcdef", **extra})
