@@ -137,6 +137,7 @@ if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WA
         "retention_days": bk.retention_days,
         "storage_size": bk.storage_size,
         "image": db.image,
+        "object_storage_cidrs": list(cfg.network.object_storage_cidrs),
         "protect": cfg.is_prod,
     }
     if db.backend == "kubernetes":
@@ -254,6 +255,7 @@ if cfg.logging.enabled:
            if backup_bucket is not None else
            {"snapshot_volume_size": cfg.logging.snapshot_volume_size} if cfg.logging.snapshot_volume_size else {}),
         "api_server_cidrs": list(cfg.monitoring.api_server_cidrs),
+        "object_storage_cidrs": list(cfg.network.object_storage_cidrs),
         "resources": {k: v.model_dump(exclude_none=True) for k, v in cfg.logging.resources.items()},
         "protect": cfg.is_prod,
     }, opts=pulumi.ResourceOptions(depends_on=[log_ns, *agent_ns.values()]))

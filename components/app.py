@@ -21,8 +21,6 @@ SERVICE_PORT = 80
 HEALTH_PATH = "/api/status"
 #: Extra seconds past preStop + drain before the kubelet's SIGKILL.
 DRAIN_MARGIN_SECONDS = 15
-#: Link-local range (instance metadata service): never an upstream.
-_LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
 
 DEFAULT_RESOURCES = {"cpu_request": "250m", "memory_request": "256Mi",
                      "cpu_limit": "500m", "memory_limit": "512Mi"}
@@ -37,8 +35,9 @@ connections per pod."""
 DEFAULT_UPSTREAM_PORTS = (443,)
 """TCP ports the app may open to upstreams: HTTPS. Add 465/587 for New API's e-mail
 (password resets, notifications), or a self-hosted model server's port."""
-DEFAULT_UPSTREAM_CIDRS = ("0.0.0.0/0",)
-"""HTTPS upstreams (LLM providers) may be anywhere; link-local metadata is always excluded."""
+DEFAULT_UPSTREAM_CIDRS = common.ANYWHERE
+"""HTTPS upstreams (LLM providers) may be any public address: private, shared (100.64/10)
+and link-local ranges are excluded unless listed explicitly (a self-hosted model)."""
 DEFAULT_STREAMING_TIMEOUT = 300
 DEFAULT_SHUTDOWN_TIMEOUT = 120
 DEFAULT_PRE_STOP = 15
@@ -730,7 +729,8 @@ class ApiService(pulumi.ComponentResource):
 
 def _egress_rules(targets: Sequence[EgressTargetArgs], upstream_cidrs: Sequence[str],
                   upstream_ports: Sequence[int]) -> list:
-    """Egress to each datastore target and to the upstreams (never link-local metadata)."""
+    """Egress to each datastore target and to the upstreams: public addresses only unless a
+    private range is listed explicitly (``common.public_egress_peers``)."""
     rules = []
     for target in targets:
         common.require("port" in target, "datastore_egress", f"{target!r} needs a port")
@@ -744,12 +744,5 @@ def _egress_rules(targets: Sequence[EgressTargetArgs], upstream_cidrs: Sequence[
                 peer["namespace_selector"] = {
                     "match_labels": {"kubernetes.io/metadata.name": target["namespace"]}}
         rules.append({"to": [peer], "ports": [{"protocol": "TCP", "port": int(target["port"])}]})
-    blocks = []
-    for cidr in upstream_cidrs:
-        net = ipaddress.ip_network(cidr, strict=True)
-        block: dict = {"cidr": cidr}
-        if net.version == 4 and _LINK_LOCAL.subnet_of(net):
-            block["except"] = [str(_LINK_LOCAL)]
-        blocks.append({"ip_block": block})
-    rules.append({"to": blocks, "ports": common.tcp(*upstream_ports)})
+    rules.append({"to": common.public_egress_peers(upstream_cidrs), "ports": common.tcp(*upstream_ports)})
     return rules

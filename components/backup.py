@@ -27,8 +27,6 @@ APP = "postgres-backup"
 DUMP_PREFIX = "database-backups/"
 LOG_PREFIX = "logs/"
 SNAPSHOT_PREFIX = "elasticsearch-snapshots/"
-#: Outside the cluster on HTTPS (S3), never the node metadata endpoint.
-_HTTPS_OUT = [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]
 
 #: pg_dump in custom format: compressed already (no extra gzip, seed notes §5.8 #60),
 #: restorable selectively, and checked with ``pg_restore --list`` before it counts.
@@ -370,6 +368,9 @@ class PostgresBackupArgs(TypedDict, total=False):
     (``<file_prefix>-pre-upgrade-<version>-<time>.dump``; components/upgrade_snapshot.py)."""
     protect: bool
     """Protect the backup PVC (prod)."""
+    object_storage_cidrs: Sequence[str]
+    """Where the S3 upload may go on 443 (default: any public address; private ranges,
+    100.64/10 and link-local are excluded unless listed, e.g. an STS interface endpoint)."""
 
 
 class PostgresBackup(pulumi.ComponentResource):
@@ -569,7 +570,9 @@ class PostgresBackup(pulumi.ComponentResource):
                     peer["namespace_selector"] = {"match_labels": {"kubernetes.io/metadata.name": target["namespace"]}}
             egress.append({"to": [peer], "ports": [{"protocol": "TCP", "port": int(target["port"])}]})
         if s3:
-            egress.append({"to": _HTTPS_OUT, "ports": [{"protocol": "TCP", "port": 443}]})
+            # S3 (and STS for IRSA) on HTTPS: public addresses only, or the configured ranges.
+            egress.append({"to": common.public_egress_peers(a.get("object_storage_cidrs") or common.ANYWHERE),
+                           "ports": common.tcp(443)})
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             name, metadata=common.meta(name, ns, obj_lbl),
             spec={"pod_selector": {"match_labels": sel}, "policy_types": ["Ingress", "Egress"],

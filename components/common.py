@@ -64,6 +64,15 @@ def workload_uid(identity: str) -> int:
 
 #: RFC 1918 ranges: where nodes and the API server live when a stack does not say.
 PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+#: Link-local: the instance metadata service (169.254.169.254) and its IPv6 twin.
+LINK_LOCAL_CIDRS = ("169.254.0.0/16", "fe80::/10")
+#: Never reached through a "public destinations" egress rule (issue 13 item 7): RFC 1918,
+#: shared address space (RFC 6598: carrier NAT, and pod ranges of some clusters),
+#: link-local, IPv6 unique-local. The API server, the nodes, every in-cluster and VPC
+#: service live here; a gateway that fetches user-supplied URLs must not reach them.
+NON_PUBLIC_CIDRS = (*PRIVATE_CIDRS, "100.64.0.0/10", *LINK_LOCAL_CIDRS, "fc00::/7")
+#: Destinations of an egress rule "anywhere public" (IPv4 and IPv6).
+ANYWHERE = ("0.0.0.0/0",)
 
 #: Annotation keys honoured by the policy pack (policy/newapi_policy/exemptions.py).
 EXEMPT_CONTROLS_ANNOTATION = "policy.new-api.io/exempt-controls"
@@ -236,6 +245,29 @@ def resources_of(spec: dict, ephemeral_request: str = "64Mi") -> dict:
 
 
 # --------------------------------------------------------------------------- network
+
+def public_egress_peers(cidrs: Sequence[str]) -> list:
+    """NetworkPolicy ``ipBlock`` peers for destinations outside the cluster: each CIDR
+    minus every non-public range inside it (``NON_PUBLIC_CIDRS``; an ``except`` entry must
+    lie within its ``cidr``, Kubernetes API ``IPBlock``). A CIDR that is itself inside a
+    private range is an explicit choice (a self-hosted model server) and kept whole;
+    link-local is refused (the metadata endpoint is never a destination)."""
+    import ipaddress
+
+    peers = []
+    for cidr in cidrs:
+        net = ipaddress.ip_network(cidr, strict=True)
+        require(not any(net.overlaps(ipaddress.ip_network(r)) for r in LINK_LOCAL_CIDRS
+                        if ipaddress.ip_network(r).version == net.version and not ipaddress.ip_network(r).subnet_of(net)),
+                "egress cidrs", f"{cidr} overlaps link-local (the instance metadata service)")
+        inside = [r for r in map(ipaddress.ip_network, NON_PUBLIC_CIDRS)
+                  if r.version == net.version and r.subnet_of(net) and r != net]
+        block: dict = {"cidr": cidr}
+        if inside:
+            block["except"] = [str(r) for r in inside]
+        peers.append({"ip_block": block})
+    return peers
+
 
 def tcp(*ports: int) -> list:
     """NetworkPolicy port entries."""

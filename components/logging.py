@@ -88,6 +88,8 @@ class LoggingArgs(TypedDict, total=False):
     """Days a nightly snapshot is kept (default 30)."""
     service_account_annotations: dict[str, str]
     """Annotations of Elasticsearch's ServiceAccount (e.g. eks.amazonaws.com/role-arn)."""
+    object_storage_cidrs: list[str]
+    """Where snapshots to S3 may go on 443 (default: public addresses only)."""
     api_server_cidrs: list[str]
     """Kubernetes API server addresses (Filebeat metadata egress)."""
     resources: dict[str, dict[str, str]]
@@ -396,7 +398,7 @@ class Logging(PlatformComponent):
             clients.append(common.namespace_peer(a["monitoring_namespace"], {"app.kubernetes.io/name": "grafana"}))
         egress = [{"to": [{"pod_selector": {"match_labels": sel}}], "ports": common.tcp(lc.ES_TRANSPORT_PORT)}]
         if a.get("snapshot_bucket"):
-            egress.append({"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
+            egress.append({"to": common.public_egress_peers(a.get("object_storage_cidrs") or common.ANYWHERE),
                            "ports": common.tcp(443)})
         scrapers = ([{"from": [common.namespace_peer(a["monitoring_namespace"])],
                       "ports": common.tcp(lc.ES_EXPORTER_PORT)}] if a.get("monitoring_namespace") else [])

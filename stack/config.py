@@ -79,6 +79,15 @@ def _cidr(value: str) -> str:
     return value
 
 
+def _egress_cidr(value: str) -> str:
+    net = ipaddress.ip_network(_cidr(value))
+    for r in map(ipaddress.ip_network, common.LINK_LOCAL_CIDRS):
+        if r.version == net.version and net.overlaps(r) and not r.subnet_of(net):
+            raise ValueError("overlaps link-local (169.254.0.0/16, fe80::/10: the instance metadata service); "
+                             "an egress destination never includes it")
+    return value
+
+
 def _proxy_cidr(value: str) -> str:
     if ipaddress.ip_network(_cidr(value)).prefixlen == 0:
         raise ValueError("must not be a catch-all range: every client could spoof X-Forwarded-For")
@@ -97,6 +106,7 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 ProxyCidr = Annotated[str, AfterValidator(_proxy_cidr)]
+EgressCidr = Annotated[str, AfterValidator(_egress_cidr)]
 Email = Annotated[str, AfterValidator(_email)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -534,12 +544,17 @@ class Backup(_Model):
 class Network(_Model):
     #: Namespace of cluster DNS (egress allow).
     dns_namespace: DnsLabel = "kube-system"
-    #: Destinations the app may reach on 443 (LLM upstreams). The node metadata
-    #: endpoint is always excluded.
-    upstream_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(app_component.DEFAULT_UPSTREAM_CIDRS)
+    #: Destinations the app may reach on the upstream ports (LLM providers). Private
+    #: (RFC 1918), shared (100.64.0.0/10) and link-local ranges inside a listed CIDR are
+    #: excluded; list a private CIDR explicitly to reach a self-hosted model server.
+    upstream_cidrs: Annotated[list[EgressCidr], Field(min_length=1)] = list(app_component.DEFAULT_UPSTREAM_CIDRS)
     #: Ports open to them: HTTPS; add 465/587 for New API's e-mail, or a model server's port.
     upstream_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(min_length=1)] = \
         list(app_component.DEFAULT_UPSTREAM_PORTS)
+    #: Where the backup upload and Elasticsearch's snapshots may go on 443: S3 (and STS for
+    #: IRSA). Default: public addresses only. Tighter: the S3 managed prefix list's CIDRs of
+    #: the region (the gateway endpoint's); with an STS interface endpoint, add its subnets.
+    object_storage_cidrs: Annotated[list[EgressCidr], Field(min_length=1)] = list(common.ANYWHERE)
 
 
 #: Credentials of alert receivers: read only with ``pulumi.Config().get_secret`` in

@@ -99,10 +99,12 @@ def test_backup_network_policy_allows_only_the_database(dev):
         "ports": [{"protocol": "TCP", "port": 5432}]}]
 
 
-def test_prod_backup_network_policy_adds_https_for_s3_but_not_metadata(prod):
+def test_prod_backup_network_policy_adds_https_for_s3_but_no_private_range(prod):
+    """The addresses themselves are evaluated in test_egress.py."""
     egress = prod.k8s("NetworkPolicy", "new-api-db-backup")["spec"]["egress"]
-    assert egress[-1] == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
-                          "ports": [{"protocol": "TCP", "port": 443}]}
+    assert egress[-1] == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]}}],
+        "ports": [{"protocol": "TCP", "port": 443}]}
 
 
 def test_prod_backup_pvc_is_protected_in_cluster(prod_in_cluster):
