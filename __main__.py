@@ -45,6 +45,10 @@ elif db.backend == "aws":
         "retention_days": bk.retention_days,
         "irsa": {"oidc_provider_arn": bk.irsa.oidc_provider_arn, "oidc_issuer": bk.irsa.oidc_issuer,
                  "namespace": namespace.name, "service_account": BACKUP_NAME},
+        # Restores read with a role of their own (the dump job's role only writes).
+        "restore_irsa": {"oidc_provider_arn": bk.irsa.oidc_provider_arn, "oidc_issuer": bk.irsa.oidc_issuer,
+                         "namespace": namespace.name, "service_account": f"{BACKUP_NAME}-restore"},
+        "object_lock_mode": bk.object_lock_mode,
         # Elasticsearch's nightly snapshots (SLM) go to the same bucket, with a role of their own.
         **({"snapshot_irsa": {"oidc_provider_arn": bk.irsa.oidc_provider_arn, "oidc_issuer": bk.irsa.oidc_issuer,
                               "namespace": cfg.logging.namespace,
@@ -53,6 +57,7 @@ elif db.backend == "aws":
         "protect": cfg.is_prod,
     })
     backup_s3 = {"bucket": backup_bucket.bucket_name, "role_arn": backup_bucket.role_arn,
+                 "restore_role_arn": backup_bucket.restore_role_arn,
                  "region": backup_bucket.region, "prefix": "database-backups/"}
 
 postgres_args = {

@@ -5,28 +5,66 @@ import json
 import pulumi
 
 
+#: What the account (through IAM) may do with a key whose use is reserved to named roles:
+#: administer it, never encrypt or decrypt with it.
+KEY_ADMIN_ACTIONS = ("kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
+                     "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
+                     "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion")
+
+
 def kms_key(aws, name: str, description: str, tags: dict, parent: pulumi.Resource, protect: bool,
-            alias: str) -> tuple:
+            alias: str, users: bool = False) -> tuple:
     """A customer-managed key with yearly rotation (AWS-012), a description and the maximum
     30-day deletion window (AWS-019), administered by the account (the policy keeps the
     lockout safety check: the account root stays a principal), plus its alias.
-    Protected with the data it encrypts: deleting the key makes every snapshot unreadable."""
+    Protected with the data it encrypts: deleting the key makes every snapshot unreadable.
+
+    ``users``: the key's policy is set by ``key_user_policy`` once the roles that use it
+    exist (a key policy may name only existing principals); until then AWS's default
+    policy (the account administers it) applies."""
     account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent))
+    policy = None if users else account.account_id.apply(lambda acct: json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "AccountAdministersKey", "Effect": "Allow",
+                       "Principal": {"AWS": f"arn:aws:iam::{acct}:root"},
+                       "Action": "kms:*", "Resource": "*"}],
+    }))
     key = aws.kms.Key(
         f"{name}-kms",
         description=description,
         enable_key_rotation=True,
         deletion_window_in_days=30,
-        policy=account.account_id.apply(lambda acct: json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Sid": "AccountAdministersKey", "Effect": "Allow",
-                           "Principal": {"AWS": f"arn:aws:iam::{acct}:root"},
-                           "Action": "kms:*", "Resource": "*"}],
-        })),
+        policy=policy,
         tags=tags, opts=pulumi.ResourceOptions(parent=parent, protect=protect))
     key_alias = aws.kms.Alias(f"{name}-kms", name=f"alias/{alias}", target_key_id=key.key_id,
                               opts=pulumi.ResourceOptions(parent=parent))
     return key, key_alias
+
+
+def key_user_policy_document(account_id: str, users: list) -> dict:
+    """The key policy of a key reserved to named roles: the account administers it
+    (``KEY_ADMIN_ACTIONS``: it can always fix the policy, so the lockout safety check
+    holds) and only the listed roles use it, each for its own actions, and only through
+    S3 (``kms:ViaService``). ``users``: ``[{"sid", "role_arn", "actions"}]``."""
+    statements = [{"Sid": "AccountAdministersKey", "Effect": "Allow",
+                   "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                   "Action": list(KEY_ADMIN_ACTIONS), "Resource": "*"}]
+    for user in users:
+        statements.append({"Sid": user["sid"], "Effect": "Allow", "Principal": {"AWS": user["role_arn"]},
+                           "Action": list(user["actions"]), "Resource": "*",
+                           "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def key_user_policy(aws, name: str, key, users: list, parent: pulumi.Resource, depends_on: list):
+    """Attach ``key_user_policy_document`` to ``key`` (users' ``role_arn`` may be Outputs)."""
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent))
+    arns = [u["role_arn"] for u in users]
+    doc = pulumi.Output.all(account.account_id, *arns).apply(lambda v: json.dumps(key_user_policy_document(
+        v[0], [{**u, "role_arn": arn} for u, arn in zip(users, v[1:])])))
+    return aws.kms.KeyPolicy(f"{name}-kms-policy", key_id=key.key_id, policy=doc,
+                             bypass_policy_lockout_safety_check=False,
+                             opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on))
 
 
 def datastore_security_group(aws, name: str, engine: str, port: int, vpc_id: str, source_groups, tags: dict,

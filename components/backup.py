@@ -49,7 +49,7 @@ fi
 
 UPLOAD_SCRIPT = r"""set -eu
 file=$(cat /scratch/.latest)
-aws s3 cp "/scratch/${file}" "s3://${BUCKET}/${PREFIX}${file}" --only-show-errors
+aws s3 cp "/scratch/${file}" "s3://${BUCKET}/${PREFIX}${file}" --checksum-algorithm CRC32 --only-show-errors
 echo "uploaded s3://${BUCKET}/${PREFIX}${file}"
 """
 
@@ -94,6 +94,11 @@ class BackupBucketArgs(TypedDict, total=False):
     """Days an archived log is kept under logs/ (default 180, the backup matrix)."""
     irsa: IrsaArgs
     """Create the backup job's IAM role for this ServiceAccount (optional)."""
+    restore_irsa: IrsaArgs
+    """Create the restore Job's IAM role (read-only) for this ServiceAccount (optional)."""
+    object_lock_mode: str
+    """S3 Object Lock default retention mode, ``COMPLIANCE`` (default: nobody, root included,
+    deletes or overwrites a version before ``retention_days``) or ``GOVERNANCE``."""
     snapshot_irsa: IrsaArgs
     """Create Elasticsearch's IAM role for its S3 snapshot repository under
     ``elasticsearch-snapshots/`` for this ServiceAccount (optional)."""
@@ -123,7 +128,9 @@ class BackupBucket(pulumi.ComponentResource):
     snapshot_role_arn: pulumi.Output[str]
     """ARN of Elasticsearch's snapshot role (IRSA), when ``snapshot_irsa`` is set."""
     role_arn: pulumi.Output[str]
-    """IRSA role of the backup job (unset without ``irsa``)."""
+    """IRSA role of the backup job, put only (unset without ``irsa``)."""
+    restore_role_arn: pulumi.Output[str]
+    """IRSA role of the restore Job, read only (unset without ``restore_irsa``)."""
     region: pulumi.Output[str]
     """Region of the bucket (the provider's)."""
 
@@ -147,13 +154,16 @@ class BackupBucket(pulumi.ComponentResource):
         def child(*deps, **kw) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)
 
+        lock_mode = a.get("object_lock_mode", "COMPLIANCE")
+        common.require(lock_mode in ("COMPLIANCE", "GOVERNANCE"), "object_lock_mode",
+                       f"{lock_mode!r} is not COMPLIANCE or GOVERNANCE")
         self.kms_key, self.kms_alias = aws_common.kms_key(
             aws, name, f"Encrypts the New API backup bucket {name} (database dumps, log archives)",
-            tags, self, protect, alias=name)
+            tags, self, protect, alias=name, users=True)
 
         # ---------------------------------------------------------------- backup bucket
         self.bucket = aws.s3.Bucket(name, force_destroy=False, tags=tags, opts=child(protect=protect))
-        self._harden(aws, name, self.bucket, child,
+        versioning = self._harden(aws, name, self.bucket, child,
                      sse={"sse_algorithm": "aws:kms", "kms_master_key_id": self.kms_key.arn},
                      rules=[
                          {"id": "expire-database-dumps", "status": "Enabled", "filter": {"prefix": DUMP_PREFIX},
@@ -171,6 +181,15 @@ class BackupBucket(pulumi.ComponentResource):
                           "noncurrent_version_expiration": {"noncurrent_days": 30},
                           "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
                      ])
+
+        # Write once, read many: no version is deleted or overwritten before the retention,
+        # by the backup job, a stolen credential or an administrator (COMPLIANCE). Set with
+        # its own resource (PutObjectLockConfiguration, versioning on), which S3 accepts on an
+        # existing bucket too: no bucket replacement. Cannot be turned off afterwards.
+        self.object_lock = aws.s3.BucketObjectLockConfiguration(
+            f"{name}-object-lock", bucket=self.bucket.id, object_lock_enabled="Enabled",
+            rule={"default_retention": {"mode": lock_mode, "days": retention}},
+            opts=child(self.bucket, versioning))
 
         # ---------------------------------------------------------------- access-log bucket
         self.log_bucket = aws.s3.Bucket(f"{name}-access-logs", force_destroy=False,
@@ -210,24 +229,41 @@ class BackupBucket(pulumi.ComponentResource):
                                opts=child(role))
             return role
 
-        self.role = irsa_role("job", irsa, f"Backup job of {name} (IRSA)", job_policy) if irsa else None
+        # The writer only writes; reading (restore) is a role of its own.
+        self.role = irsa_role("job", irsa, f"Backup job of {name}: put only (IRSA)", job_policy) if irsa else None
+        restore_irsa = a.get("restore_irsa")
+        self.restore_role = irsa_role("restore", restore_irsa, f"Restore job of {name}: read only (IRSA)",
+                                      restore_policy) if restore_irsa else None
         snapshot_irsa = a.get("snapshot_irsa")
         self.snapshot_role = irsa_role("es-snapshots", snapshot_irsa,
                                        f"Elasticsearch snapshot repository in {name} (IRSA)",
                                        snapshot_policy) if snapshot_irsa else None
+        # The key's policy names the roles that use it, each for its own operations.
+        users = [u for u in (
+            {"sid": "BackupJobWrites", "role": self.role, "actions": WRITER_KEY_ACTIONS},
+            {"sid": "RestoreJobReads", "role": self.restore_role, "actions": READER_KEY_ACTIONS},
+            {"sid": "SnapshotRepositoryReadsAndWrites", "role": self.snapshot_role,
+             "actions": WRITER_KEY_ACTIONS}) if u["role"] is not None]
+        self.kms_key_policy = aws_common.key_user_policy(
+            aws, name, self.kms_key, [{"sid": u["sid"], "role_arn": u["role"].arn, "actions": u["actions"]}
+                                      for u in users],
+            self, depends_on=[self.kms_key, *[u["role"] for u in users]])
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
         self.kms_key_arn = self.kms_key.arn
         self.role_arn = self.role.arn if self.role is not None else pulumi.Output.from_input(None)
+        self.restore_role_arn = (self.restore_role.arn if self.restore_role is not None
+                                 else pulumi.Output.from_input(None))
         self.snapshot_role_arn = (self.snapshot_role.arn if self.snapshot_role is not None
                                   else pulumi.Output.from_input(None))
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn,
                                "kms_key_arn": self.kms_key_arn, "role_arn": self.role_arn,
                                "snapshot_role_arn": self.snapshot_role_arn,
+                               "restore_role_arn": self.restore_role_arn,
                                "region": self.region})
 
-    def _harden(self, aws, name, bucket, child, sse, rules, log_source=None) -> None:
+    def _harden(self, aws, name, bucket, child, sse, rules, log_source=None):
         """Public access block, no ACLs, default encryption, versioning, lifecycle and a
         TLS-only policy (plus, for the access-log bucket, S3 log delivery from the source)."""
         pab = aws.s3.BucketPublicAccessBlock(
@@ -249,6 +285,7 @@ class BackupBucket(pulumi.ComponentResource):
                                 lambda v: json.dumps(bucket_policy(v[0], v[1], v[2] or None))),
                             # S3 rejects a policy until the public access block is in place.
                             opts=child(bucket, pab))
+        return versioning
 
 
 def bucket_policy(arn: str, account_id: str, log_source_arn: Optional[str] = None) -> dict:
@@ -269,17 +306,37 @@ def bucket_policy(arn: str, account_id: str, log_source_arn: Optional[str] = Non
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+#: KMS operations of a writer: SSE-KMS uploads need GenerateDataKey, and multipart uploads
+#: Decrypt too (S3 decrypts the parts' data keys to complete the upload).
+WRITER_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+READER_KEY_ACTIONS = ("kms:Decrypt",)
+
+
 def job_policy(bucket_arn: str, key_arn: str, prefix: str = DUMP_PREFIX) -> dict:
-    """Least privilege of the backup job: its prefix and its key, nothing else."""
+    """The backup job writes dumps and nothing else: no read, no list, no delete, no
+    retention change (Object Lock keeps every version), its bucket's key through S3 only."""
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ReadWriteDumps", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+            {"Sid": "PutDumps", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+             "Resource": f"{bucket_arn}/{prefix}*"},
+            {"Sid": "UseBucketKey", "Effect": "Allow", "Action": list(WRITER_KEY_ACTIONS), "Resource": key_arn,
+             "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}},
+        ],
+    }
+
+
+def restore_policy(bucket_arn: str, key_arn: str, prefix: str = DUMP_PREFIX) -> dict:
+    """The restore Job reads dumps (any version) and lists the prefix; it writes nothing."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadDumps", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
              "Resource": f"{bucket_arn}/{prefix}*"},
             {"Sid": "ListDumps", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
              "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
-            {"Sid": "UseBucketKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-             "Resource": key_arn},
+            {"Sid": "DecryptWithBucketKey", "Effect": "Allow", "Action": list(READER_KEY_ACTIONS),
+             "Resource": key_arn, "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}},
         ],
     }
 
@@ -333,7 +390,10 @@ class S3TargetArgs(TypedDict, total=False):
     region: str
     """Bucket region."""
     role_arn: pulumi.Input[str]
-    """IAM role the job's ServiceAccount assumes (IRSA)."""
+    """IAM role the job's ServiceAccount assumes (IRSA): put only."""
+    restore_role_arn: pulumi.Input[str]
+    """IAM role of the restore Job's own ServiceAccount (``<name>-restore``): read only
+    (default: ``role_arn``, for a bucket and role managed elsewhere)."""
 
 
 class PostgresBackupArgs(TypedDict, total=False):
@@ -592,6 +652,13 @@ class PostgresBackup(pulumi.ComponentResource):
 
         self.restore_job = None
         if restore_key is not None:
+            # Its own identity: the dump job's role cannot read, the restore role cannot write.
+            restore_sa_annotations = ({"eks.amazonaws.com/role-arn": s3.get("restore_role_arn") or s3["role_arn"]}
+                                      if s3 else None)
+            self.restore_service_account = k8s.core.v1.ServiceAccount(
+                f"{name}-restore-sa", metadata=common.meta(f"{name}-restore", ns, lbl["restore"],
+                                                           restore_sa_annotations),
+                automount_service_account_token=False, opts=child())
             digest = hashlib.sha256(restore_key.encode()).hexdigest()[:8]
             if s3:
                 r_volumes = [tmp, *ca_volumes, common.ephemeral_volume("scratch", size, a.get("storage_class"))]
@@ -614,7 +681,7 @@ class PostgresBackup(pulumi.ComponentResource):
                     "template": {
                         "metadata": {"labels": lbl["restore"]},
                         "spec": common.restricted_pod_spec(identity="postgres-backup",
-                            service_account=self.service_account.metadata.name, restart_policy="Never",
+                            service_account=self.restore_service_account.metadata.name, restart_policy="Never",
                             volumes=r_volumes, init_containers=r_init,
                             containers=[pg_container("restore", RESTORE_SCRIPT,
                                                      [{"name": "DUMP", "value": dump_path}], r_mounts,

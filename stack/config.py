@@ -539,6 +539,9 @@ class Backup(_Model):
     storage_class: Optional[DnsLabel] = None
     s3: Optional[BackupS3] = None
     irsa: Optional[Irsa] = None
+    #: S3 Object Lock on the stack's backup bucket, retention = retentionDays. COMPLIANCE:
+    #: no one, root included, deletes or overwrites a dump version before it expires.
+    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
 
 
 class Network(_Model):

@@ -180,8 +180,7 @@ def test_irsa_role_trusts_only_the_backup_service_account(prod):
 def test_job_policy_scopes_s3_to_the_prefix_and_kms_to_the_key(prod):
     doc = json.loads(prod.get("aws:iam/rolePolicy:RolePolicy", "new-api-backups-job").inputs["policy"])
     resources = {s["Sid"]: s["Resource"] for s in doc["Statement"]}
-    assert resources == {"ReadWriteDumps": "arn:aws:s3:::new-api-backups-0123abcd/database-backups/*",
-                         "ListDumps": "arn:aws:s3:::new-api-backups-0123abcd",
+    assert resources == {"PutDumps": "arn:aws:s3:::new-api-backups-0123abcd/database-backups/*",
                          "UseBucketKey": "arn:aws:mock:::key/new-api-backups-kms"}
     assert not any(s["Action"] in ("*", "s3:*", "kms:*") for s in doc["Statement"])
 
