@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common, delivery, entry, entry_metrics, postgres_base, upgrade_snapshot
+from .secrets import ROTATION_ANNOTATION, rotation_trigger
 
 APP = "new-api"
 #: New API listens on 3000 (``--port``/``PORT``, CONTRACT §1); the Service exposes 80.
@@ -452,14 +453,12 @@ class ApiService(pulumi.ComponentResource):
             string_data={"username": a["admin_username"], "password": pulumi.Output.secret(a["admin_password"])},
             opts=opts_())
         # Pods roll when their settings or credentials change (names stay stable). The
-        # digest is deliberately not secret: a secret value anywhere in the pod template
-        # makes the engine treat the whole `spec` as secret and hides every diff of it in
-        # previews; a truncated SHA-256 of high-entropy generated values reveals nothing.
-        secret_checksum = pulumi.Output.unsecret(
-            pulumi.Output.all(**secret_data).apply(lambda d: _checksum(d)))
+        # credentials' trigger is no digest of them (issue 13 item 8): the hex of a RandomId
+        # whose keepers are the credentials, renewed when one changes (secrets.rotation_trigger);
+        # plain, so the pod template stays diffable in previews.
         template_annotations = {
             "new-api.io/config-checksum": _checksum(settings),
-            "new-api.io/secret-checksum": secret_checksum,
+            ROTATION_ANNOTATION: rotation_trigger(f"{name}-rotation", secret_data, opts_()),
         }
 
         # ---------------------------------------------------------------- pod templates

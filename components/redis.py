@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common, images, redis_aws
-from .secrets import generated_secret
+from .secrets import ROTATION_ANNOTATION, generated_secret, rotation_trigger
 from .app import EgressTargetArgs, ResourcesArgs
 from .postgres import ClientArgs
 
@@ -329,6 +329,10 @@ class Redis(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": lbl, "annotations": {
                         "new-api.io/config-checksum": hashlib.sha256(conf.encode()).hexdigest()[:16],
+                        # A new password rolls the pod: redis-server reads requirepass (the
+                        # Secret's auth.conf) at start, the exporter sidecar its env.
+                        ROTATION_ANNOTATION: rotation_trigger(f"{name}-rotation", {"password": password},
+                                                              self._child()),
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(EXPORTER_PORT),
                     }},
