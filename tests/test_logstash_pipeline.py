@@ -16,6 +16,8 @@ the real engines run:
   ``value.gsub(Regexp.new(needle), replacement)`` (``lib/logstash/filters/mutate.rb``).
 """
 
+import json
+
 import pytest
 import validators
 from logstash import harness, lscl
@@ -186,3 +188,28 @@ def test_lines_without_credentials_pass_unchanged(ruby, pipeline):
     lines = list(LINES.values()) + [gin("api", "r3", 200, "1ms", "10.0.0.1", "GET", "/api/log/?p=1&keyword=x")]
     events = mask_then_grok(ruby, pipeline, *lines)
     assert [e["message"] for e in events] == lines
+
+
+# --------------------------------------------------------------------------- the whole filter section
+
+def test_the_filter_section_turns_new_api_lines_into_indexed_events(ruby, pipeline):
+    """Every filter of the rendered section, in order, with its conditions (pipeline.rb's
+    Program): levels normalised, app messages unwrapped, status an integer, latency in ms,
+    timestamps in UTC, the key masked; and the counting filters the log alerts read
+    (components/logging_alerts.py) see every New API line and only its error lines."""
+    lines = [*LINES.values(), gin("relay", "r9", 200, "2.5s", "203.0.113.9", "POST",
+                                  f"/v1beta/models/gemini-pro:generateContent?key={KEY}")]
+    events, counts = harness.run_program(ruby, pipeline, [{"message": m, "service": "new-api"} for m in lines]
+                                         + [{"message": "[ERR] from another app", "service": "redis"}])
+    by_kind = dict(zip([*LINES, "gin_key"], events))
+    assert {k: e.get("level") for k, e in by_kind.items()} == {
+        "gin": "info", "gin_no_request_id": "info", "gin_slow_ipv6": "info", "info": "info", "err": "error",
+        "warn": "warn", "sys": "info", "fatal": "fatal", "gin_key": "info"}
+    assert counts == {"new_api_log_lines": len(lines), "new_api_log_errors": 2}
+    gin_event = by_kind["gin"]
+    assert (gin_event["status"], gin_event["latency_ms"], gin_event["log_type"]) == (200, 1.235, "access")
+    assert gin_event["@timestamp"] == "2026-11-22T10:15:30Z" and "timestamp" not in gin_event
+    assert by_kind["err"]["message"] == "failed to sync channel: context deadline exceeded"
+    assert by_kind["err"]["log_type"] == "app" and "latency" not in gin_event
+    assert KEY[3:] not in json.dumps(by_kind["gin_key"]) and by_kind["gin_key"]["latency_ms"] == 2500.0
+    assert events[-1]["environment"] and "level" not in events[-1]  # other services: not parsed

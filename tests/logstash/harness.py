@@ -102,3 +102,83 @@ def ruby_syntax(ruby: str, code: str, tmp_path: Path) -> subprocess.CompletedPro
     script = tmp_path / "filter.rb"
     script.write_text(f"@codeblock = lambda {{ |event, &new_event_block| {code} }}\n")
     return subprocess.run([ruby, "-c", str(script)], capture_output=True, text=True, timeout=30)
+
+
+# --------------------------------------------------------------------------- whole filter section
+
+_TOKEN = re.compile(r'\s*(?:(?P<sel>(?:\[[^\]\[,]+\])+)|"(?P<str>(?:\\.|[^"\\])*)"|/(?P<re>(?:\\/|[^/])*)/'
+                    r'|(?P<op>==|!=|=~|!)|(?P<word>and|or))')
+
+
+def condition(text: str, escapes: bool) -> dict:
+    """The subset of Logstash conditions the pipeline uses (lscl_grammar.treetop
+    ``condition``): ``[field]``, ``![field]``, ``[f] == "v"``, ``[f] != "v"``,
+    ``[f] =~ /re/``, joined by ``and``/``or`` (left to right, as Logstash's grammar has no
+    precedence between them here: the pipeline never mixes them)."""
+    tokens, pos = [], 0
+    while pos < len(text.rstrip()):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"unsupported condition: {text!r} at {pos}")
+        tokens.append(m)
+        pos = m.end()
+    terms, joins, i = [], [], 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t.group("op") == "!":
+            terms.append({"op": "not", "arg": {"op": "exists", "field": tokens[i + 1].group("sel")}})
+            i += 2
+        elif t.group("sel") and i + 1 < len(tokens) and tokens[i + 1].group("op") in ("==", "!=", "=~"):
+            op, right = tokens[i + 1].group("op"), tokens[i + 2]
+            if op == "=~":
+                terms.append({"op": op, "left": {"field": t.group("sel")}, "regex": right.group("re")})
+            else:
+                raw = right.group("str")
+                terms.append({"op": op, "left": {"field": t.group("sel")},
+                              "right": {"string": lscl.process_escapes(raw) if escapes else raw}})
+            i += 3
+        elif t.group("sel"):
+            terms.append({"op": "exists", "field": t.group("sel")})
+            i += 1
+        elif t.group("word"):
+            joins.append(t.group("word"))
+            i += 1
+        else:
+            raise ValueError(f"unsupported condition: {text!r}")
+    if not joins:
+        return terms[0]
+    assert len(set(joins)) == 1, text
+    return {"op": joins[0], "args": terms}
+
+
+def _plain(value):
+    if isinstance(value, lscl.Bareword):
+        return value.text
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def program(pipeline: Pipeline) -> list:
+    """The filter section as pipeline.rb's Program runs it (grok patterns expanded)."""
+    def node(n):
+        if isinstance(n, lscl.Branch):
+            return {"branch": [{"cond": None if cond == "else" else condition(cond, pipeline.escapes),
+                                "body": [node(x) for x in body]} for cond, body in n.clauses]}
+        attrs = _plain(dict(n.attributes))
+        if n.name == "grok":
+            attrs["expanded"] = grok_op(n)["patterns"]
+        return {"name": n.name, "attrs": attrs}
+
+    return [node(n) for s in pipeline.sections if s.kind == "filter" for n in s.body]
+
+
+def run_program(ruby: str, pipeline: Pipeline, events: list[dict]) -> tuple[list[dict], dict]:
+    proc = subprocess.run([ruby, str(HERE / "pipeline.rb")],
+                          input=json.dumps({"program": program(pipeline), "events": events}),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    return out["events"], out["counts"]

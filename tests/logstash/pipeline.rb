@@ -69,8 +69,92 @@ class Filters
   end
 end
 
+# ---------------------------------------------------------------- whole filter section
+# {"program": [...], "events": [...]}: the filter section as read by lscl.py, run node by
+# node. Plugins: grok, ruby, mutate (Logstash's order: replace, convert, gsub, lowercase,
+# then add_field and remove_field; an `id` counts the events it passes, as Logstash's
+# plugin metrics do), date (Joda yyyy/MM/dd HH:mm:ss only, UTC), json and fingerprint
+# are not run (no test line is JSON; the fingerprint only names the document).
+class Program
+  attr_reader :counts
+
+  def initialize(filters) = (@filters = filters; @counts = Hash.new(0))
+
+  def sprintf(event, text) = text.gsub(/%\{([^}]+)\}/) { event.get(Regexp.last_match(1)).to_s }
+
+  def value(event, operand)
+    operand.key?("field") ? event.get(operand["field"]) : operand["string"]
+  end
+
+  def test(event, cond)
+    case cond["op"]
+    when "or" then cond["args"].any? { |c| test(event, c) }
+    when "and" then cond["args"].all? { |c| test(event, c) }
+    when "not" then !test(event, cond["arg"])
+    when "exists" then v = event.get(cond["field"]); !(v.nil? || v == false)
+    when "==" then value(event, cond["left"]) == value(event, cond["right"])
+    when "!=" then value(event, cond["left"]) != value(event, cond["right"])
+    when "=~" then !!(value(event, cond["left"]).to_s =~ Regexp.new(cond["regex"]))
+    else raise "unsupported condition #{cond}"
+    end
+  end
+
+  def run(event, body)
+    body.each do |node|
+      if node["branch"]
+        clause = node["branch"].find { |c| c["cond"].nil? || test(event, c["cond"]) }
+        run(event, clause["body"]) if clause
+      else
+        plugin(event, node["name"], node["attrs"])
+      end
+    end
+  end
+
+  def plugin(event, name, a)
+    case name
+    when "grok"
+      (field, patterns), = a["match"].to_a
+      @filters.grok({"field" => field, "patterns" => a["expanded"], "tag_on_failure" => a["tag_on_failure"] || ["_grokparsefailure"],
+                     "keep_empty_captures" => a["keep_empty_captures"] == "true"}, event)
+    when "ruby" then @filters.ruby({"code" => a["code"]}, event)
+    when "mutate" then mutate(event, a)
+    when "date" then date(event, a)
+    when "json", "fingerprint" then nil
+    else raise "unsupported plugin #{name}"
+    end
+    @counts[a["id"]] += 1 if a["id"]
+  end
+
+  def mutate(event, a)
+    (a["replace"] || {}).each { |f, v| event.set(f, sprintf(event, v)) }
+    (a["convert"] || {}).each { |f, t| event.set(f, Integer(event.get(f), 10)) if t == "integer" && event.get(f) }
+    @filters.gsub({"rules" => a["gsub"].each_slice(3).to_a}, event) if a["gsub"]
+    (a["lowercase"] || []).each { |f| event.set(f, event.get(f).downcase) if event.get(f).is_a?(String) }
+    (a["add_field"] || {}).each { |f, v| event.set(f, sprintf(event, v)) }
+    (a["remove_field"] || []).each { |f| (keys = event.path(f); keys[0..-2].reduce(event.data) { |n, k| n[k] || {} }.delete(keys[-1])) }
+  end
+
+  def date(event, a)
+    field, pattern = a["match"]
+    text = event.get(field) or return
+    format = pattern.gsub("yyyy", "%Y").gsub("MM", "%m").gsub("dd", "%d").gsub("HH", "%H").gsub("mm", "%M").gsub("ss", "%S")
+    raise "only UTC is modelled" unless a["timezone"] == "UTC"
+    event.set("@timestamp", Time.strptime(text + " UTC", format + " %Z").utc.iso8601)
+    (a["remove_field"] || []).each { |f| event.data.delete(f) }
+  rescue ArgumentError
+    event.tag("_dateparsefailure")
+  end
+end
+
+require "time"
 input = JSON.parse($stdin.read)
 filters = Filters.new
+if input["program"]
+  program = Program.new(filters)
+  events = input["events"].map { |data| e = Event.new(data); program.run(e, input["program"]); e.data }
+  puts JSON.generate({"events" => events, "counts" => program.counts})
+  exit
+end
 out = input["events"].map do |data|
   event = Event.new(data)
   input["ops"].each do |op|
