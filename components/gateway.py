@@ -30,7 +30,6 @@ take (Envoy's route timeout, 15 s when unset, would cut every stream).
 """
 
 
-import re
 from typing import Optional, Required, TypedDict
 
 import pulumi
@@ -38,14 +37,13 @@ import pulumi_kubernetes as k8s
 
 from . import common
 from .entry_metrics import PATH_GROUPS
-from .ingress import ACME_SERVERS, ACME_SOLVER_PORT, ISSUERS, issuer_name
+from .ingress import ACME_SERVERS, acme_solver_policy, cluster_issuer, issuer_name, valid_host, validate_issuer
 
 GROUP = "gateway.networking.k8s.io"
 EG_GROUP = "gateway.envoyproxy.io"
 #: Response header naming the version that answered (also what makes Envoy Gateway give
 #: each backendRef its own cluster).
 TRACK_HEADER = "X-New-Api-Track"
-_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class SiteArgs(TypedDict, total=False):
@@ -134,16 +132,11 @@ class GatewayEntry(pulumi.ComponentResource):
         sites = list(args.get("sites") or [])
         common.require(bool(sites), "sites", "needs at least one site")
         for site in sites:
-            common.require(isinstance(site.get("host"), str) and bool(_HOST.match(site["host"])), "sites.host",
+            common.require(valid_host(site.get("host")), "sites.host",
                            f"{site.get('host')!r} must be a lowercase DNS name without wildcard")
             for key in ("namespace", "service_name", "route_name"):
                 common.require(site.get(key) is not None, f"sites.{key}", "is required")
-        tls = bool(args.get("tls", True))
-        issuer = args.get("issuer", "letsencrypt-prod")
-        common.require(issuer in ISSUERS, "issuer", f"{issuer!r} must be one of {ISSUERS}")
-        email = args.get("acme_email")
-        if tls and issuer in ACME_SERVERS:
-            common.require(bool(email), "acme_email", f"is required for {issuer}")
+        tls, issuer, email = validate_issuer(args)
         idle = int(args.get("stream_idle_timeout_seconds", 360))
         total = int(args.get("request_timeout_seconds", 3600))
         common.require(idle >= 30, "stream_idle_timeout_seconds", "must be at least 30")
@@ -160,7 +153,7 @@ class GatewayEntry(pulumi.ComponentResource):
         dp_ns = args.get("data_plane_namespace", "envoy-gateway-system")
         dp_labels = dict(args.get("data_plane_labels") or {})
         child = pulumi.ResourceOptions(parent=self)
-        cluster_issuer = issuer_name(issuer)
+        issuer_ref = issuer_name(issuer)
         certificates = tls and bool(args.get("manage_certificates", True))
 
         def adopted(suffix: str) -> pulumi.ResourceOptions:
@@ -175,29 +168,17 @@ class GatewayEntry(pulumi.ComponentResource):
         # ---------------------------------------------------------------- issuer
         self.issuer = None
         if certificates and args.get("create_issuer", True):
-            if issuer == "self-signed":
-                issuer_spec: dict = {"selfSigned": {}}
-            else:
-                issuer_spec = {"acme": {
-                    "server": ACME_SERVERS[issuer],
-                    "email": email,
-                    "privateKeySecretRef": {"name": f"{cluster_issuer}-account-key"},
-                    # cert-manager creates the challenge's HTTPRoute on the HTTP listener.
-                    "solvers": [{"http01": {"gatewayHTTPRoute": {"parentRefs": [
-                        {"group": GROUP, "kind": "Gateway", "name": gw_name, "namespace": gw_ns,
-                         "sectionName": "http"}]}}}],
-                }}
-            self.issuer = k8s.apiextensions.CustomResource(
-                f"{name}-issuer", api_version="cert-manager.io/v1", kind="ClusterIssuer",
-                metadata=common.meta(cluster_issuer, None, common.labels("new-api", name, "issuer")),
-                spec=issuer_spec, opts=adopted("issuer"))
+            # cert-manager creates the challenge's HTTPRoute on the HTTP listener.
+            solver = {"gatewayHTTPRoute": {"parentRefs": [
+                {"group": GROUP, "kind": "Gateway", "name": gw_name, "namespace": gw_ns, "sectionName": "http"}]}}
+            self.issuer = cluster_issuer(name, issuer, email, solver, adopted("issuer"))
 
         # ---------------------------------------------------------------- gateway
         self.gateway = None
         self.envoy_proxy = None
         deps = [self.issuer] if self.issuer else []
         if create:
-            annotations = {"cert-manager.io/cluster-issuer": cluster_issuer} if certificates else {}
+            annotations = {"cert-manager.io/cluster-issuer": issuer_ref} if certificates else {}
             listeners = [{"name": "http", "protocol": "HTTP", "port": 80,
                           "allowedRoutes": {"namespaces": {"from": "Same"}}}]
             if not tls:  # plain HTTP (dev without TLS): the sites' routes attach to it
@@ -297,20 +278,10 @@ class GatewayEntry(pulumi.ComponentResource):
             if certificates and issuer in ACME_SERVERS:
                 # cert-manager answers HTTP-01 from solver pods in the Gateway's namespace;
                 # the namespace denies all ingress by default, so the proxies must be let in.
-                dp_peer = common.namespace_peer(dp_ns, dp_labels or None)
-                self.solver_policy = k8s.networking.v1.NetworkPolicy(
-                    f"{name}-acme-solver",
-                    metadata=common.meta(
-                        f"{gw_name}-acme-solver", gw_ns, common.labels("new-api", name, "acme-solver"),
-                        common.exemption_annotations(
-                            ["K8S-040"], "selects cert-manager's HTTP-01 solver pods, which cert-manager "
-                                         "creates only while a challenge is open")),
-                    spec={"pod_selector": {"match_labels": {"acme.cert-manager.io/http01-solver": "true"}},
-                          "policy_types": ["Ingress", "Egress"],
-                          "ingress": [{"from": [dp_peer], "ports": common.tcp(ACME_SOLVER_PORT)}],
-                          "egress": []},
-                    opts=adopted("acme-solver"))
+                self.solver_policy = acme_solver_policy(
+                    name, f"{gw_name}-acme-solver", gw_ns, common.namespace_peer(dp_ns, dp_labels or None),
+                    adopted("acme-solver"))
 
         self.url = pulumi.Output.from_input(f"{'https' if tls else 'http'}://{sites[0]['host']}")
-        self.issuer_name = pulumi.Output.from_input(cluster_issuer if tls else "")
+        self.issuer_name = pulumi.Output.from_input(issuer_ref if tls else "")
         self.register_outputs({"url": self.url, "issuer_name": self.issuer_name})

@@ -19,9 +19,63 @@ ACME_SERVERS = {
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+def valid_host(host) -> bool:
+    """A public host name the entries accept: lowercase DNS name, no wildcard."""
+    return isinstance(host, str) and bool(_HOST.match(host))
+
+
 def issuer_name(issuer: str) -> str:
     """Name of the ClusterIssuer for an issuer kind (prefixed: cluster-scoped names collide)."""
     return f"new-api-{issuer}"
+
+
+def validate_issuer(args: dict) -> tuple:
+    """``(tls, issuer, acme_email)`` of an entry's args, checked: the issuer kind is known
+    and an ACME issuer has its e-mail. Shared by both entries (TlsIngress, GatewayEntry)."""
+    tls = bool(args.get("tls", True))
+    issuer = args.get("issuer", "letsencrypt-prod")
+    common.require(issuer in ISSUERS, "issuer", f"{issuer!r} must be one of {ISSUERS}")
+    email = args.get("acme_email")
+    if tls and issuer in ACME_SERVERS:
+        common.require(bool(email), "acme_email", f"is required for {issuer}")
+    return tls, issuer, email
+
+
+def cluster_issuer(name: str, issuer: str, email, http01_solver: dict,
+                   opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """The ClusterIssuer of an entry: self-signed, or ACME with the entry's HTTP-01 solver
+    (an ``ingress`` or a ``gatewayHTTPRoute`` solver)."""
+    if issuer == "self-signed":
+        spec: dict = {"selfSigned": {}}
+    else:
+        spec = {"acme": {
+            "server": ACME_SERVERS[issuer],
+            "email": email,
+            "privateKeySecretRef": {"name": f"{issuer_name(issuer)}-account-key"},
+            "solvers": [{"http01": http01_solver}],
+        }}
+    return k8s.apiextensions.CustomResource(
+        f"{name}-issuer", api_version="cert-manager.io/v1", kind="ClusterIssuer",
+        metadata=common.meta(issuer_name(issuer), None, common.labels("new-api", name, "issuer")),
+        spec=spec, opts=opts)
+
+
+def acme_solver_policy(name: str, object_name: str, namespace, proxy_peer: dict,
+                       opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
+    """Admits the entry's proxies to cert-manager's HTTP-01 solver pods (port 8089): they run
+    in a namespace that denies all ingress by default, so without it no certificate is issued."""
+    return k8s.networking.v1.NetworkPolicy(
+        f"{name}-acme-solver",
+        metadata=common.meta(
+            object_name, namespace, common.labels("new-api", name, "acme-solver"),
+            common.exemption_annotations(
+                ["K8S-040"], "selects cert-manager's HTTP-01 solver pods, which cert-manager "
+                             "creates only while a challenge is open")),
+        spec={"pod_selector": {"match_labels": {"acme.cert-manager.io/http01-solver": "true"}},
+              "policy_types": ["Ingress", "Egress"],
+              "ingress": [{"from": [proxy_peer], "ports": common.tcp(ACME_SOLVER_PORT)}],
+              "egress": []},
+        opts=opts)
 
 
 class TlsIngressArgs(TypedDict, total=False):
@@ -78,16 +132,10 @@ class TlsIngress(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("new-api:index:TlsIngress", name, None, opts)
         host = args.get("host")
-        common.require(isinstance(host, str) and bool(_HOST.match(host)), "host",
-                       f"{host!r} must be a lowercase DNS name without wildcard")
+        common.require(valid_host(host), "host", f"{host!r} must be a lowercase DNS name without wildcard")
         for key in ("namespace", "service_name"):
             common.require(args.get(key) is not None, key, "is required")
-        tls = bool(args.get("tls", True))
-        issuer = args.get("issuer", "letsencrypt-prod")
-        common.require(issuer in ISSUERS, "issuer", f"{issuer!r} must be one of {ISSUERS}")
-        email = args.get("acme_email")
-        if tls and issuer in ACME_SERVERS:
-            common.require(bool(email), "acme_email", f"is required for {issuer}")
+        tls, issuer, email = validate_issuer(args)
         timeout = int(args.get("proxy_timeout_seconds", 360))
         body_mb = int(args.get("proxy_body_size_mb", 128))
         common.require(timeout >= 30, "proxy_timeout_seconds", "must be at least 30")
@@ -118,49 +166,21 @@ class TlsIngress(pulumi.ComponentResource):
         }
         self.issuer = None
         if tls:
-            cluster_issuer = issuer_name(issuer)
+            issuer_ref = issuer_name(issuer)
             annotations.update({
-                "cert-manager.io/cluster-issuer": cluster_issuer,
+                "cert-manager.io/cluster-issuer": issuer_ref,
                 "nginx.ingress.kubernetes.io/ssl-redirect": "true",
                 "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
             })
             spec["tls"] = [{"hosts": [host], "secret_name": args.get("tls_secret_name", "new-api-tls")}]
             if issuer in ACME_SERVERS:
                 # cert-manager answers HTTP-01 challenges from a solver pod in this namespace
-                # (port 8089) behind a temporary Ingress; the namespace denies all ingress by
-                # default, so the ingress controller must be let in or no certificate is issued.
-                self.solver_policy = k8s.networking.v1.NetworkPolicy(
-                    f"{name}-acme-solver",
-                    metadata=common.meta(
-                        f"{name}-acme-solver", ns, common.labels("new-api", name, "acme-solver"),
-                        common.exemption_annotations(
-                            ["K8S-040"], "selects cert-manager's HTTP-01 solver pods, which cert-manager "
-                                         "creates only while a challenge is open")),
-                    spec={"pod_selector": {"match_labels": {"acme.cert-manager.io/http01-solver": "true"}},
-                          "policy_types": ["Ingress", "Egress"],
-                          "ingress": [{"from": [common.namespace_peer(args.get("ingress_namespace",
-                                                                               "ingress-nginx"))],
-                                       "ports": common.tcp(ACME_SOLVER_PORT)}],
-                          "egress": []},
-                    opts=child)
+                # behind a temporary Ingress: the ingress controller must be let in.
+                self.solver_policy = acme_solver_policy(
+                    name, f"{name}-acme-solver", ns,
+                    common.namespace_peer(args.get("ingress_namespace", "ingress-nginx")), child)
             if args.get("create_issuer", True):
-                if issuer == "self-signed":
-                    issuer_spec: dict = {"selfSigned": {}}
-                else:
-                    issuer_spec = {"acme": {
-                        "server": ACME_SERVERS[issuer],
-                        "email": email,
-                        "privateKeySecretRef": {"name": f"{cluster_issuer}-account-key"},
-                        "solvers": [{"http01": {"ingress": {"ingressClassName": class_name}}}],
-                    }}
-                self.issuer = k8s.apiextensions.CustomResource(
-                    f"{name}-issuer",
-                    api_version="cert-manager.io/v1",
-                    kind="ClusterIssuer",
-                    metadata=common.meta(cluster_issuer, None, common.labels("new-api", name, "issuer")),
-                    spec=issuer_spec,
-                    opts=child,
-                )
+                self.issuer = cluster_issuer(name, issuer, email, {"ingress": {"ingressClassName": class_name}}, child)
         self.ingress = k8s.networking.v1.Ingress(
             name,
             metadata=common.meta(name, ns, lbl, annotations),

@@ -340,6 +340,14 @@ def _alert(name: str, expr: str, for_: str, severity: str, service: str, summary
             "annotations": {"summary": summary, "description": description}}
 
 
+def _burn(ratio_record: str, budget: float, long: str, short: str, factor: float) -> str:
+    """Multi-window burn-rate condition (Google SRE workbook, ch. 5): the bad-event ratio
+    recorded as ``<ratio_record><window>`` exceeds ``factor`` times the error budget over
+    both the long and the short window."""
+    limit = round(factor * budget, 6)
+    return f"({ratio_record}{long} > {limit} and {ratio_record}{short} > {limit})"
+
+
 def _req(t: Targets, errors: bool = False, window: str = "5m") -> str:
     return t.red.request_rate(window=window, errors=errors)
 
@@ -436,9 +444,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
     traffic = f"and on () newapi:requests:rate5m > {slo.min_request_rate}"
 
     def burn(long: str, short: str, factor: float) -> str:
-        limit = round(factor * err_budget, 6)
-        return (f"(newapi:slo_errors_per_request:ratio_rate{long} > {limit} and "
-                f"newapi:slo_errors_per_request:ratio_rate{short} > {limit})")
+        return _burn("newapi:slo_errors_per_request:ratio_rate", err_budget, long, short, factor)
 
     slo_level = lambda level: {**app, "slo_level": level}  # noqa: E731
     l1_low, l3 = round(slo.latency_seconds * 0.5, 3), round(slo.latency_seconds * 0.75, 3)
@@ -504,9 +510,7 @@ def _relay_slo(t: Targets, slo: Slo, app: dict) -> tuple[list, list]:
     traffic = f"and on () newapi:relay_requests:rate5m > {slo.min_request_rate}"
 
     def burn(long: str, short: str, factor: float) -> str:
-        limit = round(factor * budget, 6)
-        return (f"(newapi:relay_slow_requests:ratio_rate{long} > {limit} and "
-                f"newapi:relay_slow_requests:ratio_rate{short} > {limit})")
+        return _burn("newapi:relay_slow_requests:ratio_rate", budget, long, short, factor)
 
     what = f"{slo.relay_target:.0%} of relay requests get response headers within {slo.relay_headers_le} s"
     alerts = [

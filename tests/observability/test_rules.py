@@ -7,6 +7,7 @@ import subprocess
 import pytest
 import yaml
 from conftest import k8s_object
+from promtool_cases import fire_and_silent, firing
 
 from components import monitoring_config as mc
 from log_alert_cases import CASES as LOG_ALERT_CASES
@@ -133,18 +134,9 @@ QUIET_TRAFFIC = ("1m", "10m", [req("200", "0+0.6x20"), req("500", "0+0.4x20")])
 """40 % errors at 0.01 req/s: too little traffic for the SLO ratio alerts."""
 
 
-def firing(alert: str, eval_time: str, expect: bool) -> dict:
-    return {"expr": f'count(ALERTS{{alertname="{alert}",alertstate="firing"}})', "eval_time": eval_time,
-            "exp_samples": [{"labels": "{}", "value": 1}] if expect else []}
-
 
 def unit_tests() -> dict:
-    tests = []
-    for alert, (interval, at, fire, silent) in CASES.items():
-        tests.append({"name": f"{alert} fires", "interval": interval, "input_series": fire,
-                      "promql_expr_test": [firing(alert, at, True)]})
-        tests.append({"name": f"{alert} stays silent", "interval": interval, "input_series": silent,
-                      "promql_expr_test": [firing(alert, at, False)]})
+    tests = fire_and_silent(CASES)
     interval, at, series = QUIET_TRAFFIC
     tests.append({"name": "SLO alerts need traffic", "interval": interval, "input_series": series,
                   "promql_expr_test": [firing(a, at, False) for a in CASES if a.startswith("NewApiSLO")]})

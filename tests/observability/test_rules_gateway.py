@@ -9,6 +9,7 @@ import subprocess
 
 import yaml
 from conftest import k8s_object
+from promtool_cases import fire_and_silent
 
 from components import entry as entry_component
 
@@ -72,18 +73,9 @@ CASES = {
 }
 
 
-def firing(alert: str, eval_time: str, expect: bool) -> dict:
-    return {"expr": f'count(ALERTS{{alertname="{alert}",alertstate="firing"}})', "eval_time": eval_time,
-            "exp_samples": [{"labels": "{}", "value": 1}] if expect else []}
-
 
 def test_red_alerts_fire_and_stay_silent_on_envoys_series(dev, promtool, tmp_path):
-    tests = []
-    for alert, (interval, at, fire, silent) in CASES.items():
-        tests.append({"name": f"{alert} fires", "interval": interval, "input_series": fire,
-                      "promql_expr_test": [firing(alert, at, True)]})
-        tests.append({"name": f"{alert} stays silent", "interval": interval, "input_series": silent,
-                      "promql_expr_test": [firing(alert, at, False)]})
+    tests = fire_and_silent(CASES)
     # the adapter's series: Envoy's request rate of the app's route, named for the HTTPRoute
     tests.append({"name": "rps per HTTPRoute", "interval": "1m",
                   "input_series": [req("2", "0+540x20"), req("5", "0+60x20"), req("2", "0+600x20", path="/v1")],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 from conftest import k8s_object
+from promtool_cases import fire_and_silent, firing
 
 from components import monitoring_config as mc
 
@@ -38,10 +39,6 @@ def headers(per_minute: float, slow_share: float, path: str = "/v1") -> list:
     return out
 
 
-def firing(alert: str, at: str, expect: bool) -> dict:
-    return {"expr": f'count(ALERTS{{alertname="{alert}",alertstate="firing"}})', "eval_time": at,
-            "exp_samples": [{"labels": "{}", "value": 1}] if expect else []}
-
 
 CASES = {
     # 20 % of relay calls wait 30 s for headers: burn 20 over 1h and 5m; silent: 0.5 %
@@ -52,12 +49,7 @@ CASES = {
 
 
 def test_relay_alerts_fire_and_stay_silent(nginx_dev, promtool, tmp_path):
-    tests = []
-    for alert, (interval, at, fire, silent) in CASES.items():
-        tests.append({"name": f"{alert} fires", "interval": interval, "input_series": fire,
-                      "promql_expr_test": [firing(alert, at, True)]})
-        tests.append({"name": f"{alert} stays silent", "interval": interval, "input_series": silent,
-                      "promql_expr_test": [firing(alert, at, False)]})
+    tests = fire_and_silent(CASES)
     # streamed completions whose whole duration is minutes but whose headers come in 1 s: no alert
     tests.append({"name": "long streams are not slow relay answers", "interval": "1m",
                   "input_series": headers(600, 0.0), "promql_expr_test": [firing(a, "70m", False) for a in CASES]})
