@@ -24,7 +24,7 @@ import json
 from typing import Optional
 
 from . import logging_alerts as la
-from .monitoring_config import dump
+from .monitoring_config import ES_EXPORTER_PORT, dump
 
 LOG_INDEX_PREFIX = "new-api-logs"
 LOG_INDEX = LOG_INDEX_PREFIX + "-%{+YYYY.MM.dd}"
@@ -66,7 +66,6 @@ USERS = {
     KIBANA_SETUP_USER: (("kibana_admin",), "KIBANA_SETUP_PASSWORD", "kibana-setup-password"),
     VIEWER_USER: ((READER_ROLE, VIEWER_ROLE), "VIEWER_PASSWORD", "viewer-password"),
 }
-ES_EXPORTER_PORT = 9114
 
 #: Custom grok patterns (also handed to Logstash as ``pattern_definitions``).
 PATTERN_DEFINITIONS = {
