@@ -740,11 +740,18 @@ class Monitoring(PlatformComponent):
                 {"key": "dashboards.yaml", "path": "dashboards.yaml"}]}},
             {"name": "dashboards", "config_map": {"name": boards.metadata.name}}])
         checksum = _checksum(ds_text, provider_text, *self.dashboards.values())
+        # Grafana reads its credentials from the environment at start only: the admin
+        # password (its database is scratch, so a new pod creates the admin with the new
+        # one) and the logs reader's password. A new one must roll the pods
+        # (secrets.rotation_trigger: random bytes keyed by them, never a digest).
+        credentials = {k: v for k, v in secret_data.items() if k.endswith("password")}
+        rotation = rotation_trigger(f"{self._name}-grafana-rotation", credentials, self._opts())
         dep = k8s.apps.v1.Deployment(
             f"{self._name}-grafana", metadata=common.meta("grafana", ns, lbl),
             # Grafana keeps no state (everything is provisioned): it can roll like the rest.
             spec={"replicas": 1, "strategy": common.ZERO_DOWNTIME_ROLLING, "selector": {"match_labels": sel},
-                  "template": {"metadata": {"labels": lbl, "annotations": {"checksum/provisioning": checksum}},
+                  "template": {"metadata": {"labels": lbl, "annotations": {"checksum/provisioning": checksum,
+                                                                           ROTATION_ANNOTATION: rotation}},
                                "spec": pod}},
             opts=self._opts(secret, provisioning, boards))
         self._service("grafana", ns, lbl, sel, [("http", mc.GRAFANA_PORT)])

@@ -53,6 +53,9 @@ CASES = [
     ("dev", "Deployment", "new-api-master", "new-api-rotation", "REDIS_CONN_STRING"),
     ("prod", "Deployment", "new-api-postgres-exporter", "new-api-postgres-exporter-rotation", "monitor-password"),
     ("prod", "Deployment", "new-api-redis-exporter", "new-api-redis-exporter-rotation", "password"),
+    # Grafana reads both from its environment at start only (old code: neither rolled it).
+    ("dev", "Deployment", "grafana", "monitoring-grafana-rotation", "admin-password"),
+    ("prod", "Deployment", "grafana", "monitoring-grafana-rotation", "elasticsearch-password"),
 ]
 
 
