@@ -236,7 +236,8 @@ class Postgres(pulumi.ComponentResource):
     rolls the pod and is live once it is Ready again.
 
     ``cloudnative-pg``: a CNPG ``Cluster`` (3 instances, one synchronous standby, TLS by
-    the operator so ``sslmode=require``, PodMonitor), base backups and WAL archiving to S3
+    the operator; every client verifies the server against the operator's CA, Secret
+    ``<name>-ca``, with ``sslmode=verify-full``; PodMonitor), base backups and WAL archiving to S3
     through IRSA (point-in-time recovery, the matrix's "hourly incremental"), a
     ``ScheduledBackup`` and the operator's ``-rw``/``-ro`` Services.
 
@@ -266,7 +267,7 @@ class Postgres(pulumi.ComponentResource):
     password: pulumi.Output[str]
     """The app role's password (secret)."""
     sslmode: pulumi.Output[str]
-    """libpq sslmode clients use (disable in-cluster, require on CNPG, verify-full on RDS)."""
+    """libpq sslmode clients use (disable in-cluster, verify-full on CNPG and RDS)."""
     backup_username: pulumi.Output[str]
     """Read-only role of the dump job (unset on cloudnative-pg, which backs up itself)."""
     backup_password: pulumi.Output[str]
@@ -288,8 +289,9 @@ class Postgres(pulumi.ComponentResource):
             password = generated_secret(f"{name}-password", 32, pulumi.ResourceOptions(parent=self), mixed=False)
         password = pulumi.Output.secret(password)
         backend = a["backend"]
-        #: Plain ``{"config_map", "key"}`` of the CA bundle clients mount (``postgres_base.ca_volume``),
-        #: set by a TLS backend whose clients verify the server; None otherwise.
+        #: Plain ``{"config_map" or "secret", "key"}`` of the CA bundle clients mount
+        #: (``postgres_base.ca_volume``), set by a TLS backend whose clients verify the
+        #: server (RDS, CloudNativePG); None otherwise.
         self.ca_bundle = None
         self.monitor_password = self.backup_password = None
         if backend != "cloudnative-pg":  # CNPG manages its roles and backs up itself

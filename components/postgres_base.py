@@ -11,7 +11,10 @@ from . import common
 
 class CaBundleArgs(TypedDict, total=False):
     config_map: pulumi.Input[str]
-    """Name of the ConfigMap holding the CA bundle."""
+    """Name of the ConfigMap holding the CA bundle (set this or ``secret``)."""
+    secret: pulumi.Input[str]
+    """Name of the Secret holding it (a CA Secret that also holds the CA's private key, like
+    CloudNativePG's: only ``key`` is projected into the pod)."""
     key: str
     """Its key (mounted as ``CA_FILE``)."""
 
@@ -65,10 +68,13 @@ def ssl_query(sslmode: str) -> str:
 
 
 def ca_volume(ca: dict) -> dict:
-    """The CA bundle volume for a pod: ``ca`` is ``{"config_map": name, "key": key}``
-    (``Postgres.ca_bundle``); the key is always mounted as ``CA_FILE``."""
-    return {"name": CA_VOLUME, "config_map": {"name": ca["config_map"], "items": [{"key": ca["key"], "path": "ca.pem"}],
-                                              "default_mode": 0o444}}
+    """The CA bundle volume for a pod: ``ca`` is ``{"config_map": name, "key": key}`` or
+    ``{"secret": name, "key": key}`` (``Postgres.ca_bundle``); only that key is projected,
+    always as ``CA_FILE``."""
+    items = [{"key": ca["key"], "path": "ca.pem"}]
+    if ca.get("secret") is not None:
+        return {"name": CA_VOLUME, "secret": {"secret_name": ca["secret"], "items": items, "default_mode": 0o444}}
+    return {"name": CA_VOLUME, "config_map": {"name": ca["config_map"], "items": items, "default_mode": 0o444}}
 
 
 def ca_mount() -> dict:

@@ -7,6 +7,10 @@ import pulumi_kubernetes as k8s
 from . import common
 from .postgres_base import APP, COMPONENT, EXPORTER_PORT, PORT, server_parameters
 
+#: The operator's server CA Secret is "<cluster>" + this suffix; the certificate is this key.
+CNPG_CA_SECRET_SUFFIX = "-ca"
+CNPG_CA_KEY = "ca.crt"
+
 
 def build(comp, password):
     name, a = comp._name, comp._a
@@ -127,6 +131,10 @@ def build(comp, password):
         opts=comp._child())
     host = pulumi.Output.concat(name, "-rw.", ns, ".svc")
     read_host = pulumi.Output.concat(name, "-ro.", ns, ".svc")
-    # The operator issues server certificates: TLS is always on.
-    return host, read_host, "require", [{"port": PORT, "pod_labels": cluster_sel}]
+    # The operator issues the server certificate from its own CA, in the Secret
+    # "<cluster>-ca" (key ca.crt; api/v1/cluster_funcs.go GetServerCASecretName,
+    # pkg/certs/certs.go CACertKey), for "<cluster>-rw.<ns>.svc" among its names
+    # (GetClusterAltDNSNames): clients verify both, as on RDS.
+    comp.ca_bundle = {"secret": f"{name}{CNPG_CA_SECRET_SUFFIX}", "key": CNPG_CA_KEY}
+    return host, read_host, "verify-full", [{"port": PORT, "pod_labels": cluster_sel}]
 

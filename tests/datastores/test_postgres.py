@@ -3,11 +3,13 @@ and the in-cluster configuration checked against a real server."""
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import pytest
 
 from components import postgres as pg
+from components import postgres_base
 from components.app import pod_selector as app_selector
 from components.backup import pod_selector as backup_selector
 from support import container, env_map, pod_spec
@@ -55,9 +57,9 @@ def test_dsn_is_a_postgresql_url_matching_the_other_outputs(backend):
                           f"?{pg.ssl_query(out['sslmode'])}")
 
 
-def test_sslmode_is_disable_only_in_cluster_and_verify_full_on_rds():
+def test_sslmode_is_disable_only_in_cluster_and_verify_full_on_tls_backends():
     modes = {b: outputs_of(_component(b), ["sslmode"])["sslmode"][0] for b in pg.BACKENDS}
-    assert modes == {"kubernetes": "disable", "cloudnative-pg": "require", "aws": "verify-full"}
+    assert modes == {"kubernetes": "disable", "cloudnative-pg": "verify-full", "aws": "verify-full"}
 
 
 def test_connection_shape_is_identical_across_backends():
@@ -278,9 +280,31 @@ def test_cnpg_objects_validate_against_the_vendored_crd_schemas(cnpg, kind, name
     jsonschema.Draft7Validator(doc).validate(cnpg.k8s(kind, name))
 
 
-def test_cnpg_dsn_requires_tls_on_the_rw_service(cnpg):
+def cnpg_server_names(cluster: str, namespace: str) -> set[str]:
+    """The DNS names CloudNativePG puts in the server certificate it issues: for each of
+    its ``-rw``, ``-r`` and ``-ro`` Services, the name, ``name.ns``, ``name.ns.svc`` and
+    ``name.ns.svc.<cluster domain>`` (cloudnative-pg ``api/v1/cluster_funcs.go``
+    ``GetClusterAltDNSNames``, read at a95a534)."""
+    return {f"{cluster}-{svc}{suffix}" for svc in ("rw", "r", "ro")
+            for suffix in ("", f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local")}
+
+
+def test_cnpg_dsn_verifies_the_operators_certificate_on_the_rw_service(cnpg):
+    """Old code: ``sslmode=require`` (encrypted, server never verified). The host is one of
+    the names the operator's certificate carries, and the CA is the operator's server CA,
+    Secret ``<cluster>-ca`` key ``ca.crt`` (``GetServerCASecretName``, ``pkg/certs/certs.go``
+    ``CACertKey``), projected alone: the Secret also holds the CA's private key."""
     data = secret_value(cnpg.get("kubernetes:core/v1:Secret", "new-api-env").inputs["stringData"])
-    assert data["SQL_DSN"].endswith("@new-api-postgres-rw.new-api.svc:5432/newapi?sslmode=require")
+    url = urlsplit(data["SQL_DSN"])
+    assert url.hostname in cnpg_server_names("new-api-postgres", "new-api")
+    assert parse_qs(url.query) == {"sslmode": ["verify-full"], "sslrootcert": [pg.CA_FILE]}
+    for name in ("new-api", "new-api-master"):
+        pod = cnpg.k8s("Deployment", name)["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == postgres_base.CA_VOLUME)
+        assert volume["secret"]["secretName"] == "new-api-postgres-ca"
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.pem"}]
+        mounts = [m for c in pod["containers"] for m in c.get("volumeMounts", []) if m["name"] == postgres_base.CA_VOLUME]
+        assert mounts and all(m["readOnly"] and pg.CA_FILE.startswith(m["mountPath"] + "/") for m in mounts)
 
 
 def test_cnpg_bootstrap_owner_is_the_app_role_from_a_basic_auth_secret(cnpg):
