@@ -92,6 +92,8 @@ if db.backend == "cloudnative-pg":
         "pod_monitor": cfg.monitoring.enabled,
         "backup_bucket": bk.s3.bucket, "backup_role_arn": bk.s3.role_arn, "backup_region": bk.s3.region,
         "backup_schedule": bk.schedule, "backup_retention_days": bk.retention_days,
+        "api_server_cidrs": list(cfg.monitoring.api_server_cidrs),
+        "object_storage_cidrs": list(cfg.network.object_storage_cidrs),
     }
 postgres = Postgres("new-api-postgres", postgres_args, opts=after_namespace)
 

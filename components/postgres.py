@@ -49,8 +49,11 @@ DEFAULT_CNPG = {
     "pod_monitor": True,
     "backup_schedule": "0 2 * * *",
     "backup_retention_days": 30,
+    "api_server_cidrs": list(common.PRIVATE_CIDRS),
+    "object_storage_cidrs": list(common.ANYWHERE),
 }
-"""CloudNativePG defaults: 3 instances, one synchronous standby, daily base backup."""
+"""CloudNativePG defaults: 3 instances, one synchronous standby, daily base backup; the
+instances reach the API server at private addresses and object storage at public ones."""
 
 class PostgresAwsArgs(TypedDict, total=False):
     vpc_id: str
@@ -110,6 +113,11 @@ class CloudNativePgArgs(TypedDict, total=False):
     """5-field cron of the base backup (default 0 2 * * *)."""
     backup_retention_days: int
     """Recovery window kept in the object store (default 30)."""
+    api_server_cidrs: Sequence[str]
+    """Where the instance managers reach the Kubernetes API (443/6443; default the private ranges)."""
+    object_storage_cidrs: Sequence[str]
+    """Where barman-cloud reaches S3 on 443 (default anywhere public: private ranges are cut
+    out unless listed explicitly, ``common.public_egress_peers``)."""
 
 
 class ClientArgs(TypedDict, total=False):

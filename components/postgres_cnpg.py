@@ -103,7 +103,6 @@ def build(comp, password):
     cluster_sel = {"cnpg.io/cluster": name}
     peers_self = [{"pod_selector": {"match_labels": cluster_sel}}]
     operator = [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": c["operator_namespace"]}}}]
-    outside = [{"ip_block": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]
     ingress = [
         # Replication between instances and the instance manager's status port.
         {"from": peers_self, "ports": [{"protocol": "TCP", "port": PORT}, {"protocol": "TCP", "port": 8000}]},
@@ -125,7 +124,9 @@ def build(comp, password):
                 {"to": peers_self, "ports": [{"protocol": "TCP", "port": PORT},
                                              {"protocol": "TCP", "port": 8000}]},
                 # The instance manager talks to the Kubernetes API; barman-cloud to S3 (HTTPS).
-                {"to": outside, "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]},
+                {"to": [{"ip_block": {"cidr": cidr}} for cidr in c["api_server_cidrs"]],
+                 "ports": common.tcp(443, 6443)},
+                {"to": common.public_egress_peers(c["object_storage_cidrs"]), "ports": common.tcp(443)},
             ],
         },
         opts=comp._child())

@@ -638,7 +638,8 @@ class Monitoring(_Model):
     #: repository's docs/runbooks, e.g. https://github.com/<org>/new-api-infra/blob/main/docs/runbooks.
     runbook_base_url: Optional[Annotated[str, Field(pattern=r"^https://[^\s]+[^/\s]$")]] = None
     autoscale: Autoscale = Autoscale()
-    #: Node and API-server address ranges for the egress policies (host-network exporters, discovery).
+    #: Node and API-server address ranges for the egress policies (host-network exporters,
+    #: discovery; the API server also for the CloudNativePG instances).
     node_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(common.PRIVATE_CIDRS)
     api_server_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(common.PRIVATE_CIDRS)
     resources: dict[Literal["prometheus", "alertmanager", "grafana", "node_exporter", "kube_state_metrics",

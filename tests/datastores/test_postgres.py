@@ -320,6 +320,23 @@ def test_cnpg_network_policy_admits_the_app_on_5432(cnpg):
     assert app_rule and app_rule[0]["ports"] == [{"protocol": "TCP", "port": 5432}]
 
 
+def test_cnpg_egress_reaches_the_api_server_privately_and_s3_publicly_only(cnpg):
+    """Old code: one ``0.0.0.0/0`` rule on 443 and 6443 (any HTTPS host, private ones
+    included). Now the API server at ``monitoring.apiServerCidrs`` (private by default) and
+    S3 on 443 at ``network.objectStorageCidrs`` minus the private ranges (an ``except`` lies
+    within its ``cidr``: Kubernetes API ``IPBlock``)."""
+    egress = cnpg.k8s("NetworkPolicy", "new-api-postgres")["spec"]["egress"]
+    outside = [r for r in egress if any("ipBlock" in p for p in r["to"])]
+    assert outside
+    by_ports = {tuple(p["port"] for p in r["ports"]): [p["ipBlock"] for p in r["to"]] for r in outside}
+    assert set(by_ports) == {(443, 6443), (443,)}
+    assert {b["cidr"] for b in by_ports[(443, 6443)]} == {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+    assert all("except" not in b for b in by_ports[(443, 6443)])
+    s3 = by_ports[(443,)]
+    assert [b["cidr"] for b in s3] == ["0.0.0.0/0"]
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(s3[0]["except"])
+
+
 def test_cnpg_stack_runs_no_pg_dump_job(cnpg):
     assert cnpg.k8s_all("CronJob") == []
 
