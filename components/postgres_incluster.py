@@ -70,9 +70,11 @@ def build(comp, password):
         roles.BACKUP_PASSWORD_KEY: comp.backup_password,
         SUPERUSER_PASSWORD_KEY: superuser_password,
     }
+    # Passwords for initdb and the exporter; their verifiers for the roles sidecar.
     comp.credentials = k8s.core.v1.Secret(
         f"{name}-credentials", metadata=common.meta(f"{name}-credentials", ns, lbl), type="Opaque",
-        string_data=pulumi.Output.secret({"username": a["username"], **credentials}),
+        string_data=pulumi.Output.secret({"username": a["username"], **credentials,
+                                          **roles.verifiers(name, credentials, comp._child())}),
         opts=comp._child())
     # The pod rolls when any credential changes; the roles sidecar re-applies them at start.
     rotation = rotation_trigger(f"{name}-rotation", credentials, comp._child())
@@ -127,7 +129,7 @@ def build(comp, password):
             {"name": "PGPORT", "value": str(PORT)},
             {"name": "PGUSER", "value": SUPERUSER},
             *roles.role_env(secret_name, a["database"], a["username"]),
-            common.secret_env("SUPERUSER_PASSWORD", secret_name, SUPERUSER_PASSWORD_KEY),
+            common.secret_env("SUPERUSER_PASSWORD", secret_name, SUPERUSER_PASSWORD_KEY + roles.SCRAM_SUFFIX),
         ],
         "resources": common.resources("10m", "16Mi", "64Mi", None, "16Mi", "64Mi"),
         "security_context": common.container_security_context(),

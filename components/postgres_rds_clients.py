@@ -56,9 +56,11 @@ def build(comp, app_password, master_password, egress_targets: list) -> None:
         roles.MONITOR_PASSWORD_KEY: comp.monitor_password,
         roles.BACKUP_PASSWORD_KEY: comp.backup_password,
     }
+    # The Job needs only the verifiers: no password of a role is in its Secret.
     comp.roles_secret = k8s.core.v1.Secret(
         f"{name}-roles", metadata=common.meta(f"{name}-roles", ns, lbl), type="Opaque",
-        string_data=pulumi.Output.secret(credentials), opts=comp._child())
+        string_data=pulumi.Output.secret(roles.verifiers(f"{name}-roles", credentials, comp._child())),
+        opts=comp._child())
     comp.master_secret = k8s.core.v1.Secret(
         f"{name}-master", metadata=common.meta(f"{name}-master", ns, lbl), type="Opaque",
         string_data=pulumi.Output.secret({"username": cfg["master_username"], MASTER_PASSWORD_KEY: master_password}),

@@ -7,16 +7,25 @@ One idempotent psql script (``ROLES_SQL``) creates or updates, on every run:
   in that database (a stack whose app logged in as the RDS master) are handed over;
 - the monitoring role (``postgres_exporter``): ``pg_monitor``, 3 connections;
 - the backup role (``newapi_backup``): ``pg_read_all_data``, read-only, 2 connections;
-- every password, re-applied each run: a rotated Secret is what the server accepts next.
+- every password, re-applied each run: a rotated Secret is what the server accepts next;
+  sent as its SCRAM verifier (``scram_sha_256``), never in cleartext.
 
 Who runs it: on RDS a Job as the master user (the only place the master password is
 used), re-created whenever a credential changes; in-cluster a sidecar of the Postgres pod
 as the superuser over the local socket, at every start of the pod, which rolls when a
-credential changes. Passwords reach psql through the environment (``\\getenv``), never on
-a command line. The script needs psql 15+ (``\\getenv``) and a server 14+
+credential changes. The passwords' verifiers reach psql through the environment
+(``\\getenv``), never on a command line. The script needs psql 15+ (``\\getenv``) and a server 14+
 (``pg_read_all_data``); the ``\\if :pg16`` branch follows PostgreSQL 16's membership rules
 (a CREATEROLE user must be granted SET on a role before giving it a database).
 """
+
+import base64
+import hashlib
+import hmac
+from typing import Mapping
+
+import pulumi
+import pulumi_random as random
 
 #: psql script; variables come from the environment (see ``role_env``).
 ROLES_SQL = r"""\set ON_ERROR_STOP on
@@ -112,17 +121,58 @@ MONITOR_PASSWORD_KEY = "monitor-password"
 BACKUP_PASSWORD_KEY = "backup-password"
 
 
+#: PostgreSQL's default ``scram_iterations`` (what the server itself would use).
+SCRAM_ITERATIONS = 4096
+#: Suffix of the Secret key holding a password's SCRAM verifier (``verifiers``).
+SCRAM_SUFFIX = "-scram"
+
+
+def scram_sha_256(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The form in which PostgreSQL stores a SCRAM-SHA-256 password, which ``ALTER ROLE ...
+    PASSWORD`` accepts as is ("If the presented password string is already in MD5-encrypted
+    or SCRAM-encrypted format, then it is stored as-is", PostgreSQL docs, CREATE ROLE):
+    ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``, base64
+    (``src/common/scram-common.c`` ``scram_build_secret``; RFC 5802 section 3, RFC 7677).
+    The statement then carries no password, so a logged statement (an error,
+    ``log_min_duration_statement``, ``log_statement``, pgaudit) reveals none; PostgreSQL's
+    CREATE ROLE docs warn that a cleartext one "might also be logged ... in the server log".
+    SASLprep leaves printable ASCII unchanged, so only such passwords are accepted here (every
+    generated one is)."""
+    if not (password.isascii() and password.isprintable()):
+        raise ValueError("a database password must be printable ASCII to be sent pre-hashed")
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def verifiers(name: str, credentials: Mapping[str, pulumi.Input[str]],
+              opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
+    """For each ``key: password``, ``key + SCRAM_SUFFIX``: its SCRAM verifier (secret),
+    salted with 16 random bytes that are renewed with the password (``RandomBytes``
+    keepers), so a rotated password gets a new salt and an unchanged one a stable verifier."""
+    out = {}
+    for key, password in credentials.items():
+        password = pulumi.Output.secret(password)
+        salt = random.RandomBytes(f"{name}-{key}-salt", length=16, keepers={"password": password}, opts=opts)
+        out[key + SCRAM_SUFFIX] = pulumi.Output.secret(pulumi.Output.all(password, salt.hex).apply(
+            lambda v: scram_sha_256(v[0], bytes.fromhex(v[1]))))
+    return out
+
+
 def role_env(secret_name, database: str, app_user: str) -> list:
-    """Environment of the script: role names as values, passwords from the roles Secret."""
+    """Environment of the script: role names as values, the passwords' SCRAM verifiers
+    (``verifiers``) from the roles Secret: the script never holds a password."""
     from . import common
     from .postgres_base import BACKUP_USER, MONITOR_USER
 
     return [
         {"name": "PGDATABASE", "value": database},
         {"name": "APP_USER", "value": app_user},
-        common.secret_env("APP_PASSWORD", secret_name, APP_PASSWORD_KEY),
+        common.secret_env("APP_PASSWORD", secret_name, APP_PASSWORD_KEY + SCRAM_SUFFIX),
         {"name": "MONITOR_USER", "value": MONITOR_USER},
-        common.secret_env("MONITOR_PASSWORD", secret_name, MONITOR_PASSWORD_KEY),
+        common.secret_env("MONITOR_PASSWORD", secret_name, MONITOR_PASSWORD_KEY + SCRAM_SUFFIX),
         {"name": "BACKUP_USER", "value": BACKUP_USER},
-        common.secret_env("BACKUP_PASSWORD", secret_name, BACKUP_PASSWORD_KEY),
+        common.secret_env("BACKUP_PASSWORD", secret_name, BACKUP_PASSWORD_KEY + SCRAM_SUFFIX),
     ]

@@ -121,8 +121,12 @@ class LivePostgres:
     def role_env(self, **overrides) -> dict:
         from components import postgres as pg
 
+        from components import postgres_roles as roles
+
+        # As the stack sends them: each password as its SCRAM verifier (roles.verifiers).
+        verifiers = {k: roles.scram_sha_256(v, os.urandom(16)) for k, v in LIVE_PASSWORDS.items()}
         return {"PGDATABASE": "newapi", "APP_USER": "newapi", "MONITOR_USER": pg.MONITOR_USER,
-                "BACKUP_USER": pg.BACKUP_USER, **LIVE_PASSWORDS, **overrides}
+                "BACKUP_USER": pg.BACKUP_USER, **verifiers, **overrides}
 
     def run_roles_job(self, ca: Optional[Path] = None, **overrides) -> subprocess.CompletedProcess:
         """The RDS Job's script, run as the administrator over TCP with verify-full, its

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from components import postgres as pg
+from components import postgres_roles as roles
 from components.secrets import ROTATION_ANNOTATION
 from tools import mockrt
 
@@ -106,7 +107,7 @@ def test_roles_job_rotates_each_password_on_a_real_server(fresh_postgres, role, 
     old = LIVE_PASSWORDS[env]
     new = f"rotated-{env.lower()}-9876"
     assert fresh_postgres.login(role, old, db="newapi" if role != pg.MONITOR_USER else "newapi").returncode == 0
-    out = fresh_postgres.run_roles_job(**{env: new})
+    out = fresh_postgres.run_roles_job(**{env: roles.scram_sha_256(new, os.urandom(16))})
     assert out.returncode == 0, out.stderr
     assert fresh_postgres.login(role, new).returncode == 0
     refused = fresh_postgres.login(role, old)
@@ -120,8 +121,9 @@ def test_in_cluster_sidecar_reapplies_every_password_at_start_and_stops_on_sigte
     live = fresh_postgres
     marker = live.base / "roles-applied"
     env = live.env(PGUSER="postgres", PGSOCKET=str(live.socket_dir), ROLES_DIR=str(live.roles_dir()),
-                   APPLIED_MARKER=str(marker), SUPERUSER_PASSWORD="new-superuser-pass-1",
-                   **live.role_env(APP_PASSWORD="new-app-pass-1234"))
+                   APPLIED_MARKER=str(marker),
+                   SUPERUSER_PASSWORD=roles.scram_sha_256("new-superuser-pass-1", os.urandom(16)),
+                   **live.role_env(APP_PASSWORD=roles.scram_sha_256("new-app-pass-1234", os.urandom(16))))
     proc = subprocess.Popen(["/bin/sh", str(live.roles_dir() / "sidecar.sh")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             user="postgres" if os.geteuid() == 0 else None)
