@@ -15,6 +15,14 @@ from stack import config as stack_config
 cfg = stack_config.load()  # raises ConfigError before any resource is registered
 #: The public entry (entry.kind): its data plane, metrics and traffic router, for every component.
 entry = cfg.entry_spec
+if entry.kind == "gateway" and not entry.measures_relay:
+    # Not silent: without the stack's EnvoyProxy and logging, nothing counts the relay's
+    # time to first byte, so its SLO, burn alerts and canary gate are not rendered.
+    pulumi.log.warn("The relay (/v1, playground) time-to-first-byte SLO, its burn-rate alerts and the "
+                    "canary's relay-ttfb gate are not rendered: on the Gateway API entry they are counted "
+                    "from the proxies' access log, which needs logging.enabled true and the stack's own "
+                    "Gateway with Envoy Gateway objects (entry.gateway.gateway.create, "
+                    "entry.gateway.envoyGateway). See docs/relay-ttfb-gateway.md.")
 
 #: The app's component name: its Services, HPA, Ingress and pod labels derive from it, and
 #: the datastores' and monitoring's references to them use it too.
@@ -190,6 +198,7 @@ app = ApiService(APP, {
     "entry": entry.kind,
     "ingress_namespace": entry.data_plane_namespace,
     **({"legacy_ingress_namespace": entry.legacy_namespace} if entry.legacy_namespace else {}),
+    "relay_access_log": entry.relay_access_log,
     "monitoring_namespace": cfg.monitoring.namespace if cfg.monitoring.enabled else None,
     "datastore_egress": [*postgres.egress_targets, *redis.egress_targets],
     "upstream_cidrs": list(cfg.network.upstream_cidrs),
@@ -265,6 +274,11 @@ if cfg.logging.enabled:
         "object_storage_cidrs": list(cfg.network.object_storage_cidrs),
         "resources": {k: v.model_dump(exclude_none=True) for k, v in cfg.logging.resources.items()},
         "protect": cfg.is_prod,
+        # The relay's time to first byte on the Gateway API entry (docs/relay-ttfb-gateway.md).
+        **({"proxy_access_log": {"namespace": entry.data_plane_namespace,
+                                 "gateway_name": cfg.entry.gateway.gateway.name,
+                                 "gateway_namespace": cfg.gateway_namespace, "route": APP}}
+           if entry.relay_access_log else {}),
     }, opts=pulumi.ResourceOptions(depends_on=[log_ns, *agent_ns.values()]))
 
 if cfg.monitoring.enabled:
@@ -279,6 +293,7 @@ if cfg.monitoring.enabled:
         "app_namespace": cfg.namespace,
         "app_service": APP,
         "entry": entry.kind,
+        "relay_access_log": entry.relay_access_log,
         "ingress_namespace": entry.data_plane_namespace,
         "ingress_name": APP,
         "cluster_name": f"new-api-{cfg.environment}",

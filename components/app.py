@@ -186,6 +186,9 @@ class ApiServiceArgs(TypedDict, total=False):
     legacy_ingress_namespace: str
     """ingress-nginx's namespace, also admitted while a migration to the Gateway API keeps
     the old entry next to the new one (docs/gateway-migration.md)."""
+    relay_access_log: bool
+    """Gateway API entry: the relay's time to first byte is counted from the proxies' access
+    log (docs/relay-ttfb-gateway.md), so the canary analysis gates on it (default false)."""
     monitoring_namespace: str
     """Namespace allowed to probe the pods (optional)."""
     datastore_egress: list[EgressTargetArgs]
@@ -323,7 +326,8 @@ def _validate(args: ApiServiceArgs) -> dict:
                        "must be between 1 and 1000000000 (higher values are reserved for system pods)")
     a.setdefault("entry", entry.DEFAULT_KIND)
     common.require(a["entry"] in entry.KINDS, "entry", f"{a['entry']!r} must be one of {', '.join(entry.KINDS)}")
-    a["entry_spec"] = entry.entry_spec(a["entry"], a.get("ingress_namespace"), a.get("legacy_ingress_namespace"))
+    a["entry_spec"] = entry.entry_spec(a["entry"], a.get("ingress_namespace"), a.get("legacy_ingress_namespace"),
+                                       bool(a.get("relay_access_log")))
     a.setdefault("strategy", "rolling")
     common.require(a["strategy"] in delivery.STRATEGIES, "strategy",
                    f"{a['strategy']!r} must be one of {', '.join(delivery.STRATEGIES)}")
@@ -696,7 +700,7 @@ class ApiService(pulumi.ComponentResource):
             spec=common.service_spec(selector, [("http", SERVICE_PORT)]),
             # No await: its pods appear only during a rollout.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
-        relay = a["entry_spec"].metric_source_class.header_bucket is not None
+        relay = a["entry_spec"].measures_relay
         # The queries name the namespace (the entry's labels carry it): built once it is known.
         specs = pulumi.Output.from_input(ns).apply(lambda namespace: delivery.analysis_templates(
             name, a["prometheus_url"], d, a["entry_spec"].red_source(entry_metrics.App(

@@ -93,7 +93,7 @@ def analysis_templates(name: str, prometheus_url: str, d: dict, source: RedSourc
     """AnalysisTemplate specs by template name. The Prometheus templates take no args:
     their queries select the measured version (:func:`measured_version`) as ``source``
     labels it; the status check takes ``service`` and ``namespace``."""
-    relay = source.header_bucket is not None
+    relay = source.measures_relay
     names = template_names(name, relay)
     version = measured_version(strategy)
     rate, p95 = d["success_rate"], d["latency_p95_seconds"]

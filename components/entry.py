@@ -40,6 +40,51 @@ ENVOY_METRICS_PATH = "/stats/prometheus"
 #: (``internal/infrastructure/kubernetes/proxy/resource.go`` ``EnvoyAppLabel``).
 ENVOY_POD_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
                     "app.kubernetes.io/managed-by": "envoy-gateway"}
+#: Labels Envoy Gateway puts on the proxy pods of one Gateway, and the proxy's container
+#: (``internal/infrastructure/kubernetes/proxy``: ``OwningGatewayNameLabel``,
+#: ``OwningGatewayNamespaceLabel``; container ``envoy``, next to ``shutdown-manager``).
+OWNING_GATEWAY_NAME_LABEL = "gateway.envoyproxy.io/owning-gateway-name"
+OWNING_GATEWAY_NAMESPACE_LABEL = "gateway.envoyproxy.io/owning-gateway-namespace"
+ENVOY_CONTAINER = "envoy"
+#: The proxies' access log: one JSON object per request on the envoy container's stdout
+#: (Envoy writes its own log to stderr). Envoy Gateway renders ``format.json`` as Envoy's
+#: ``SubstitutionFormatString.json_format`` (``internal/xds/translator/accesslog.go``), whose
+#: values are typed: durations and the status are JSON numbers, an unset value ``null``
+#: (Envoy, ``configuration/observability/access_log/usage.rst``: ``%RESPONSE_DURATION%`` is
+#: "from the start time to the first byte read from the upstream host", ``%DURATION%`` "to
+#: the last byte out", ``%UPSTREAM_CLUSTER%`` the cluster, i.e. the backendRef). The path
+#: is logged without its query string: relay keys travel there (``?key=``).
+ACCESS_LOG_CLUSTER = "upstream_cluster"
+ACCESS_LOG_FIRST_BYTE_MS = "response_duration"
+ACCESS_LOG_DURATION_MS = "duration"
+ACCESS_LOG_FORMAT = {
+    "start_time": "%START_TIME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "response_code": "%RESPONSE_CODE%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "response_code_details": "%RESPONSE_CODE_DETAILS%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    ACCESS_LOG_DURATION_MS: "%DURATION%",
+    ACCESS_LOG_FIRST_BYTE_MS: "%RESPONSE_DURATION%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "authority": "%REQ(:AUTHORITY)%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    ACCESS_LOG_CLUSTER: "%UPSTREAM_CLUSTER%",
+    "route_name": "%ROUTE_NAME%",
+}
+
+
+def envoy_access_log() -> dict:
+    """``EnvoyProxy.spec.telemetry.accessLog``: :data:`ACCESS_LOG_FORMAT` as JSON to stdout
+    for every route (and the listener when no route matched), in place of Envoy Gateway's
+    default text line, which carries the query string."""
+    return {"settings": [{"format": {"type": "JSON", "json": dict(ACCESS_LOG_FORMAT)},
+                          "sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}]}]}
+
+
 #: Argo Rollouts' Gateway API traffic-router plugin, as registered in the controller's
 #: ``argo-rollouts-config`` ConfigMap (trafficRouterPlugins).
 GATEWAY_API_PLUGIN = "argoproj-labs/gatewayAPI"
@@ -65,6 +110,10 @@ class EntrySpec:
     #: ingress-nginx's namespace while a migration keeps it next to the Gateway
     #: (docs/gateway-migration.md): its controller still reaches the app.
     legacy_namespace: Optional[str] = None
+    #: Gateway API entry: the proxies write the JSON access log (``ACCESS_LOG_FORMAT``, set
+    #: by the stack's EnvoyProxy) and the stack's Logstash counts the relay's time to first
+    #: byte from it (docs/relay-ttfb-gateway.md). ingress-nginx measures it itself.
+    relay_access_log: bool = False
 
     @property
     def job(self) -> str:
@@ -75,7 +124,13 @@ class EntrySpec:
         return {"ingress-nginx": em.IngressNginx, "gateway": em.EnvoyGateway}[self.kind]
 
     def red_source(self, app: em.App) -> em.RedSource:
-        return self.metric_source_class(app)
+        return self.metric_source_class(app, self.relay_access_log)
+
+    @property
+    def measures_relay(self) -> bool:
+        """The relay's time to first byte is measured on this entry (its SLO, burn alerts and
+        canary gate exist): :attr:`em.RedSource.measures_relay` of its source."""
+        return self.red_source(em.App()).measures_relay
 
     @property
     def route_object(self) -> tuple[str, str, str]:
@@ -145,14 +200,15 @@ class EntrySpec:
 
 
 def entry_spec(kind: str, data_plane_namespace: Optional[str] = None,
-               legacy_namespace: Optional[str] = None) -> EntrySpec:
+               legacy_namespace: Optional[str] = None, relay_access_log: bool = False) -> EntrySpec:
     """The spec of an entry kind (default data plane namespaces: the projects' own);
-    ``legacy_namespace``: ingress-nginx's, kept during a migration to the Gateway API."""
+    ``legacy_namespace``: ingress-nginx's, kept during a migration to the Gateway API;
+    ``relay_access_log``: see :attr:`EntrySpec.relay_access_log`."""
     if kind == "ingress-nginx":
         return EntrySpec(kind, data_plane_namespace or "ingress-nginx")
     if kind == "gateway":
         return EntrySpec(kind, data_plane_namespace or "envoy-gateway-system", dict(ENVOY_POD_LABELS),
-                         ENVOY_METRICS_PORT, ENVOY_METRICS_PATH, legacy_namespace)
+                         ENVOY_METRICS_PORT, ENVOY_METRICS_PATH, legacy_namespace, relay_access_log)
     raise ValueError(f"entry kind {kind!r} must be one of {', '.join(KINDS)}")
 
 

@@ -6,7 +6,9 @@ select the app's traffic, one version of it (canary or stable) and one group of 
 (the relay and playground, whose duration is the model's generation time, streamed, or
 the rest of the API). Rules, alerts, dashboards, the canary and blue-green analyses and
 Prometheus Adapter's rps metric are all written against this interface, so they mean
-the same thing whichever entry carries the traffic.
+the same thing whichever entry carries the traffic. The relay's time to first byte comes
+from ingress-nginx's header-time histogram, or on the Gateway API entry from Logstash's
+counts of the proxies' access log (docs/relay-ttfb-gateway.md).
 
 Pure functions, no Pulumi.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
+
+from . import logging_alerts as la
 
 #: The app's path groups, in the order the entry routes them (the Gateway API entry's
 #: rule index is this position). The relay (``/v1``: completions, often streamed) and
@@ -52,13 +56,17 @@ class RedSource:
     duration_bucket: str
     #: Histogram unit in seconds (Envoy records milliseconds).
     duration_unit: float = 1.0
-    #: Histogram (seconds) of the time until the upstream's response headers: the relay's
-    #: time to first byte, which a streamed completion reaches long before its end. None
-    #: where the proxy measures no such thing.
-    header_bucket: Optional[str] = None
-
-    def __init__(self, app: App):
+    def __init__(self, app: App, relay_counted: bool = False):
+        """``relay_counted``: where the proxy itself has no time-to-headers histogram, the
+        relay's time to first byte is counted from its access log (see the subclass)."""
         self.app = app
+        self._relay_counted = relay_counted
+
+    @property
+    def measures_relay(self) -> bool:
+        """The entry measures the relay's time to its first response byte: the relay SLO,
+        its burn alerts and the canary's ``relay-ttfb`` gate exist only then."""
+        return False
 
     def selector(self, version: Optional[str] = None, groups: Optional[tuple] = None) -> str:
         """PromQL matchers (no braces) for the app's traffic of ``version`` on ``groups``
@@ -75,6 +83,11 @@ class RedSource:
     def error_matcher(self) -> str:
         """Matcher of the 5xx requests in :attr:`requests`."""
         return self.class_matcher("5")
+
+    def relay_requests(self, le: str, version: Optional[str], window: str) -> str:
+        """Relay and playground requests per second of ``version`` whose response headers
+        (a stream's first byte) came within ``le`` seconds (``"+Inf"``: all of them)."""
+        raise NotImplementedError
 
     # ---------------------------------------------------------------- derived queries
     def request_rate(self, version: Optional[str] = None, window: str = "5m", errors: bool = False,
@@ -102,26 +115,26 @@ class RedSource:
 
     def relay_fast_ratio(self, le: str, version: Optional[str] = None, window: str = "5m") -> Optional[str]:
         """Share of relay and playground requests whose response headers came within ``le``
-        seconds (a bucket bound of :attr:`header_bucket`); NaN without relay traffic, None
-        where the entry has no such histogram."""
-        if self.header_bucket is None:
+        seconds; NaN without relay traffic, None where the entry does not measure it."""
+        if not self.measures_relay:
             return None
-        sel = self.selector(version, STREAMING_GROUPS)
-        return (f'sum(rate({self.header_bucket}{{{sel},le="{le}"}}[{window}])) / '
-                f'sum(rate({self.header_bucket}{{{sel},le="+Inf"}}[{window}]))')
+        return f"{self.relay_requests(le, version, window)} / {self.relay_requests('+Inf', version, window)}"
 
     def relay_rate(self, window: str = "5m") -> Optional[str]:
-        """Relay and playground requests per second that reached New API (None without
-        :attr:`header_bucket`)."""
-        if self.header_bucket is None:
+        """Relay and playground requests per second that reached New API (None where the
+        entry does not measure the relay)."""
+        if not self.measures_relay:
             return None
-        return f'sum(rate({self.header_bucket}{{{self.selector(None, STREAMING_GROUPS)},le="+Inf"}}[{window}]))'
+        return self.relay_requests("+Inf", None, window)
+
+    def _relay_metric_names(self) -> set:
+        return set()
 
     @property
     def metric_names(self) -> frozenset:
         """Every metric name the queries above use (must be scraped)."""
         return frozenset({self.requests, self.duration_bucket, *_names(self.connections),
-                          *([self.header_bucket] if self.header_bucket else [])})
+                          *(self._relay_metric_names() if self.measures_relay else ())})
 
 
 class IngressNginx(RedSource):
@@ -142,6 +155,17 @@ class IngressNginx(RedSource):
     #: ``header_duration_seconds``, "The time spent on receiving first header from the
     #: upstream server"), default buckets 0.005 ... 10 s.
     header_bucket = "nginx_ingress_controller_header_duration_seconds_bucket"
+
+    @property
+    def measures_relay(self) -> bool:
+        return True
+
+    def relay_requests(self, le: str, version: Optional[str], window: str) -> str:
+        sel = self.selector(version, STREAMING_GROUPS)
+        return f'sum(rate({self.header_bucket}{{{sel},le="{le}"}}[{window}]))'
+
+    def _relay_metric_names(self) -> set:
+        return {self.header_bucket}
 
     def canary_upstream(self) -> str:
         """The alternative upstream's name, as ``upstreamName`` builds it."""
@@ -195,21 +219,57 @@ class EnvoyGateway(RedSource):
     #: backendRef index of each version in every rule (the canary's exists only with the
     #: canary strategy).
     BACKENDS = {"stable": 0, "canary": 1}
+    #: The relay's time to first byte: Envoy has no time-to-headers statistic (the router
+    #: charges ``upstream_rq_time`` in ``onUpstreamComplete``, at the end of a stream), so
+    #: Logstash counts the proxies' access-log lines (docs/relay-ttfb-gateway.md): per
+    #: version, every relay/playground request and those whose first upstream byte came
+    #: within each of these bounds (seconds), each with a no-op filter of a fixed id whose
+    #: ``events.out`` logstash-exporter reports.
+    RELAY_BOUNDS = ("10",)
+
+    @property
+    def measures_relay(self) -> bool:
+        return self._relay_counted
+
+    def cluster_regex(self, version: Optional[str] = None, groups: Optional[tuple] = None) -> str:
+        """Regular expression (RE2 and Ruby alike, unanchored) of the Envoy cluster names of
+        ``version``'s backendRef in the rules of ``groups`` (None: every one)."""
+        rules = [str(i) for i, (g, _) in enumerate(PATH_GROUPS) if groups is None or g in groups]
+        rule = rules[0] if len(rules) == 1 else "(" + "|".join(rules) + ")"
+        backend = "[0-9]+" if version is None else str(self.BACKENDS[version])
+        return f"httproute/{self.app.namespace}/{self.app.route}/rule/{rule}/backend/{backend}"
 
     def selector(self, version: Optional[str] = None, groups: Optional[tuple] = None) -> str:
         assert version in VERSIONS, version
         if version == "canary" and not self.app.canary_service:
             raise ValueError("the app has no canary Service: a canary query needs one")
-        rules = [str(i) for i, (g, _) in enumerate(PATH_GROUPS) if groups is None or g in groups]
-        rule = rules[0] if len(rules) == 1 else "(" + "|".join(rules) + ")"
-        backend = "[0-9]+" if version is None else str(self.BACKENDS[version])
-        return (f'envoy_cluster_name=~"httproute/{self.app.namespace}/{self.app.route}/rule/{rule}'
-                f'/backend/{backend}"')
+        return f'envoy_cluster_name=~"{self.cluster_regex(version, groups)}"'
 
     connections = "sum(envoy_http_downstream_cx_active)"
 
     def class_matcher(self, status_class: str) -> str:
         return f'envoy_response_code_class=~"{status_class}"'
+
+    @classmethod
+    def relay_counter_id(cls, version: str, le: str) -> str:
+        """``id`` of the pipeline's no-op filter counting ``version``'s relay requests whose
+        first upstream byte came within ``le`` seconds (``+Inf``: all)."""
+        assert version in cls.BACKENDS and (le == "+Inf" or le in cls.RELAY_BOUNDS), (version, le)
+        return f"new_api_relay_ttfb_{version}_le_{'inf' if le == '+Inf' else le.replace('.', '_')}"
+
+    def relay_requests(self, le: str, version: Optional[str], window: str) -> str:
+        if le != "+Inf" and le not in self.RELAY_BOUNDS:
+            raise ValueError(f"the relay's first byte is counted within {', '.join(self.RELAY_BOUNDS)} s "
+                             f"only (EnvoyGateway.RELAY_BOUNDS), not {le} s")
+        if version == "canary" and not self.app.canary_service:
+            raise ValueError("the app has no canary Service: a canary query needs one")
+        ids = [self.relay_counter_id(v, le) for v in ([version] if version else self.BACKENDS)]
+        match = f'plugin_id="{ids[0]}"' if len(ids) == 1 else f'plugin_id=~"{"|".join(ids)}"'
+        return (f'sum(rate({la.PLUGIN_EVENTS}{{pipeline="{la.PIPELINE_ID}",plugin_type="filter",{match}}}'
+                f'[{window}]))')
+
+    def _relay_metric_names(self) -> set:
+        return {la.PLUGIN_EVENTS}
 
 
 def _names(expr: str) -> set:
@@ -217,9 +277,9 @@ def _names(expr: str) -> set:
     return set(re.findall(r"([a-z_:][a-z0-9_:]*)\{", expr)) | set(re.findall(r"\(([a-z_:][a-z0-9_:]*)\)", expr))
 
 
-def red_source(kind: str, app: App) -> RedSource:
+def red_source(kind: str, app: App, relay_counted: bool = False) -> RedSource:
     """The RED source of an entry kind."""
     sources = {cls.kind: cls for cls in (IngressNginx, EnvoyGateway)}
     if kind not in sources:
         raise ValueError(f"entry kind {kind!r} has no metric source; one of {sorted(sources)}")
-    return sources[kind](app)
+    return sources[kind](app, relay_counted)

@@ -19,7 +19,8 @@ What it creates (docs/gateway-entry.md has the why of each):
 - with Envoy Gateway (``envoy_gateway``), the policy objects the standard API has no field
   for: a ClientTrafficPolicy (stream idle timeout above the app's STREAMING_TIMEOUT, Envoy's
   own default is 5 min; X-Forwarded-For trusted hops), a BackendTrafficPolicy per route
-  (route stream idle timeout) and an EnvoyProxy (drain time for in-flight streams). Other
+  (route stream idle timeout) and an EnvoyProxy (drain time for in-flight streams; the JSON
+  access log the relay's time-to-first-byte SLI is counted from). Other
   conformant implementations get routing, TLS and the request timeout from the standard
   objects alone.
 
@@ -36,6 +37,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common
+from .entry import envoy_access_log
 from .entry_metrics import PATH_GROUPS
 from .ingress import ACME_SERVERS, acme_solver_policy, cluster_issuer, issuer_name, valid_host, validate_issuer
 
@@ -201,7 +203,10 @@ class GatewayEntry(pulumi.ComponentResource):
                     metadata=common.meta(gw_name, gw_ns, common.labels("new-api", name, "gateway")),
                     # In-flight streams get the idle timeout to finish when a proxy stops
                     # (Envoy Gateway sets the pods' grace period to drainTimeout + 300 s).
-                    spec={"shutdown": {"drainTimeout": _seconds(idle)}},
+                    spec={"shutdown": {"drainTimeout": _seconds(idle)},
+                          # JSON access log: the relay's time to first byte is counted from it
+                          # (docs/relay-ttfb-gateway.md); no query string (relay keys).
+                          "telemetry": {"accessLog": envoy_access_log()}},
                     opts=child)
                 spec["infrastructure"] = {"parametersRef": {"group": EG_GROUP, "kind": "EnvoyProxy",
                                                             "name": gw_name}}

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common, images
+from . import entry_metrics as em
 from . import kibana_config as kc
 from . import logging_alerts as la
 from . import logging_config as lc
@@ -36,6 +37,17 @@ ES_HOME = "/usr/share/elasticsearch"
 
 #: ServiceAccount of the Elasticsearch pods (the subject of its snapshot IRSA role).
 ELASTICSEARCH_SERVICE_ACCOUNT = "elasticsearch"
+
+
+class ProxyAccessLogArgs(TypedDict, total=False):
+    namespace: str
+    """Namespace of the proxy pods (Envoy Gateway's, default envoy-gateway-system)."""
+    gateway_name: str
+    """The Gateway whose proxies they are (pod label owning-gateway-name)."""
+    gateway_namespace: str
+    """Its namespace (pod label owning-gateway-namespace)."""
+    route: str
+    """The app's HTTPRoute (default: app_name); its relay and playground rules are counted."""
 
 
 class LoggingArgs(TypedDict, total=False):
@@ -96,6 +108,12 @@ class LoggingArgs(TypedDict, total=False):
     """Per-workload overrides of ``DEFAULT_RESOURCES``."""
     protect: bool
     """Protect Elasticsearch and retain its volumes (prod)."""
+    proxy_access_log: ProxyAccessLogArgs
+    """The Gateway API entry's proxies whose access log (``entry.ACCESS_LOG_FORMAT``) Filebeat
+    collects and Logstash counts into the relay's time-to-first-byte SLI, then drops
+    (docs/relay-ttfb-gateway.md). Unset: not collected."""
+
+
 
 
 def _checksum(*parts: str) -> str:
@@ -172,7 +190,21 @@ def _validate(args: LoggingArgs) -> dict:
                 except ValueError as exc:
                     raise ValueError(f"resources.{w}.{field}: {exc}") from None
     a["resources"] = res
+    proxies = a.get("proxy_access_log")
+    if proxies:
+        for key in ("namespace", "gateway_name", "gateway_namespace"):
+            common.require(isinstance(proxies.get(key), str) and common.is_dns_label(proxies[key]),
+                           f"proxy_access_log.{key}", f"{proxies.get(key)!r} must be a DNS-1123 label")
+        a["proxy_access_log"] = {**proxies, "route": proxies.get("route") or a["app_name"]}
     return a
+
+
+def relay_source(a: dict) -> Optional[em.EnvoyGateway]:
+    """The metric source whose relay counters the pipeline renders (None: not counted)."""
+    proxies = a.get("proxy_access_log")
+    if not proxies:
+        return None
+    return em.EnvoyGateway(em.App(namespace=a["app_namespace"], service=proxies["route"]), relay_counted=True)
 
 
 
@@ -197,7 +229,8 @@ class Logging(PlatformComponent):
       ``logstash_writer`` user from a Secret;
     - **Kibana** with generated encryption keys;
     - **Filebeat** DaemonSet in ``agent_namespace``: Kubernetes autodiscover of the app
-      namespace's containers, New API's multiline rule, read-only host log access by an
+      namespace's containers (and, with ``proxy_access_log``, of the Gateway's proxies'
+      access log, counted by Logstash and not indexed), New API's multiline rule, read-only host log access by an
       explicit K8S-010 exemption, non-root (supplemental group 0 reads the 0640 logs);
     - a NetworkPolicy per workload (ES <- Logstash, Kibana, Grafana, setup; Logstash <- Filebeat).
     """
@@ -462,7 +495,7 @@ class Logging(PlatformComponent):
         lbl, sel = self._labels("logstash")
         n = int(a["logstash_replicas"])
         files = {"logstash.yml": lc.logstash_yml(), "pipelines.yml": lc.pipelines_yml(),
-                 "new-api.conf": lc.logstash_pipeline(a["environment"])}
+                 "new-api.conf": lc.logstash_pipeline(a["environment"], relay_source(a))}
         cm = k8s.core.v1.ConfigMap(f"{self._name}-logstash", metadata=common.meta("logstash", ns, lbl),
                                    data=files, opts=self._opts())
         sa = self._sa("logstash", ns, lbl)
@@ -632,7 +665,7 @@ class Logging(PlatformComponent):
         a, ns = self._a, self._a["agent_namespace"]
         lbl, sel = self._labels("filebeat")
         text = lc.filebeat_yml(app_namespace=a["app_namespace"], app_name=a["app_name"],
-                               environment=a["environment"],
+                               environment=a["environment"], proxies=a.get("proxy_access_log"),
                                logstash_host=f"logstash.{a['namespace']}.svc:{lc.BEATS_PORT}")
         cm = k8s.core.v1.ConfigMap(f"{self._name}-filebeat", metadata=common.meta("filebeat", ns, lbl),
                                    data={"filebeat.yml": text}, opts=self._opts())

@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 from typing import Optional
 
+from . import entry as entry_mod
+from . import entry_metrics as em
 from . import logging_alerts as la
 from .monitoring_config import ES_EXPORTER_PORT, dump
 
@@ -35,6 +37,8 @@ ES_HTTP_PORT = 9200
 ES_TRANSPORT_PORT = 9300
 KIBANA_PORT = 5601
 FILEBEAT_HTTP_PORT = 5066
+#: Filebeat's ``service`` of the Gateway's proxies' access-log lines (docs/relay-ttfb-gateway.md).
+PROXY_ACCESS_SERVICE = "envoy-access-log"
 
 WRITER_USER = "logstash_writer"
 READER_USER = "new_api_logs_reader"
@@ -135,10 +139,53 @@ def _lit(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def logstash_pipeline(environment: str) -> str:
+def _relay_counting(relay: "em.EnvoyGateway") -> str:
+    """The Gateway's proxies' access-log lines (``entry.ACCESS_LOG_FORMAT``): the relay's
+    time to first byte counted per version and bound, then the line is dropped.
+
+    The time is ``response_duration`` (to the first upstream byte); a request that got none
+    (upstream timeout or reset, client gone first) has ``null`` there and waited at least
+    its whole ``duration``, which then stands in for it. Each count is a no-op ``mutate``
+    with a fixed id (``EnvoyGateway.relay_counter_id``), reported by logstash-exporter as
+    ``logstash_stats_pipeline_plugin_events_out{plugin_id}``, as the log alerts' counts are.
+    Not indexed: New API's own ``[GIN]`` line already records each request."""
+    access, first = "[@metadata][access]", "[@metadata][first_byte_ms]"
+    code = (f"a = event.get('{access}'); if a.is_a?(Hash) then "
+            f"t = a['{entry_mod.ACCESS_LOG_FIRST_BYTE_MS}'] || a['{entry_mod.ACCESS_LOG_DURATION_MS}']; "
+            f"event.set('{first}', t) if t.is_a?(Numeric) end")
+    branches = []
+    for version in relay.BACKENDS:
+        regex = "^" + relay.cluster_regex(version, em.STREAMING_GROUPS).replace("/", "\\/") + "$"
+        counts = [f'      mutate {{ id => "{relay.relay_counter_id(version, "+Inf")}" }}']
+        for le in relay.RELAY_BOUNDS:
+            ms = int(round(float(le) * 1000))
+            counts.append(f'      if {first} and {first} <= {ms} {{\n'
+                          f'        mutate {{ id => "{relay.relay_counter_id(version, le)}" }}\n      }}')
+        keyword = "if" if not branches else "} else if"
+        branches.append(f"    {keyword} {access}[{entry_mod.ACCESS_LOG_CLUSTER}] =~ /{regex}/ {{\n"
+                        + "\n".join(counts))
+    return f"""  if [service] == "{PROXY_ACCESS_SERVICE}" {{
+    json {{
+      source => "message"
+      target => "{access}"
+      tag_on_failure => ["_envoy_access_jsonfailure"]
+    }}
+    ruby {{
+      code => {_lit(code)}
+    }}
+{chr(10).join(branches)}
+    }}
+    drop {{ }}
+  }}
+"""
+
+
+def logstash_pipeline(environment: str, relay: Optional["em.EnvoyGateway"] = None) -> str:
     """The seed 000 pipeline (beats 5044 -> parse -> date -> cleanup -> daily index),
     rewritten for New API's plain-text lines. Credentials come from the environment
-    (``${ES_USER}``/``${ES_PASSWORD}`` from a Secret). No ``stdout`` output (§5.7 #54)."""
+    (``${ES_USER}``/``${ES_PASSWORD}`` from a Secret). No ``stdout`` output (§5.7 #54).
+    ``relay``: the Gateway API entry's metric source whose relay time to first byte this
+    pipeline counts from the proxies' access log (:func:`_relay_counting`)."""
     patterns = "\n".join(f"          {_lit(p)}," for p in GROK_PATTERNS).rstrip(",")
     defs = "\n".join(f"        {_lit(k)} => {_lit(v)}" for k, v in PATTERN_DEFINITIONS.items())
     masks = ",\n".join(f"      {_lit(field)}, {_lit(needle)}, {_lit(replacement)}"
@@ -217,7 +264,7 @@ filter {{
       remove_field => ["@version", "latency", "log_message"]
     }}
   }}
-  if [kubernetes][container][name] {{
+{_relay_counting(relay) if relay is not None else ""}  if [kubernetes][container][name] {{
     mutate {{
       add_field => {{ "container_name" => "%{{[kubernetes][container][name]}}" }}
     }}
@@ -437,11 +484,21 @@ def setup_files(retention_days: int, replicas: int, repository: Optional[dict] =
     return files
 
 
-def filebeat_yml(*, app_namespace: str, app_name: str, environment: str, logstash_host: str) -> str:
+def _label(key: str) -> str:
+    """A pod label as Filebeat's Kubernetes metadata names it: dots replaced by ``_``
+    (autodiscover ``labels.dedot``, default true)."""
+    return "kubernetes.labels." + key.replace(".", "_")
+
+
+def filebeat_yml(*, app_namespace: str, app_name: str, environment: str, logstash_host: str,
+                 proxies: Optional[dict] = None) -> str:
     """Filebeat with Kubernetes autodiscover (seed notes §5.7 #53: no ``log``/``docker``
-    inputs, stdout via /var/log/containers), New API's multiline rule, output to Logstash."""
-    def template(condition: dict, fields: dict, multiline: bool) -> dict:
-        parsers: list = [{"container": {"stream": "all", "format": "auto"}}]
+    inputs, stdout via /var/log/containers), New API's multiline rule, output to Logstash.
+    ``proxies`` (``namespace``, ``gateway_name``, ``gateway_namespace``): also the access
+    log (stdout) of the envoy container of that Gateway's proxy pods, as
+    :data:`PROXY_ACCESS_SERVICE` (docs/relay-ttfb-gateway.md)."""
+    def template(condition: dict, fields: dict, multiline: bool, stream: str = "all") -> dict:
+        parsers: list = [{"container": {"stream": stream, "format": "auto"}}]
         if multiline:
             parsers.append({"multiline": {"type": "pattern", "pattern": MULTILINE_PATTERN,
                                           "negate": True, "match": "after", "max_lines": 200, "timeout": "5s"}})
@@ -455,19 +512,30 @@ def filebeat_yml(*, app_namespace: str, app_name: str, environment: str, logstas
             "ignore_older": "48h",
         }]}
 
+    name = _label("app.kubernetes.io/name")
     is_app = {"and": [{"equals": {"kubernetes.namespace": app_namespace}},
-                      {"equals": {"kubernetes.labels.app_kubernetes_io/name": app_name}}]}
+                      {"equals": {name: app_name}}]}
     others = {"and": [{"equals": {"kubernetes.namespace": app_namespace}},
-                      {"not": {"equals": {"kubernetes.labels.app_kubernetes_io/name": app_name}}}]}
+                      {"not": {"equals": {name: app_name}}}]}
+    templates = [
+        template(is_app, {"service": "new-api", "environment": environment}, multiline=True),
+        template(others, {"service": "${data.kubernetes.labels.app_kubernetes_io/name}",
+                          "environment": environment}, multiline=False),
+    ]
+    if proxies:
+        is_proxy = {"and": [
+            {"equals": {"kubernetes.namespace": proxies["namespace"]}},
+            {"equals": {_label(entry_mod.OWNING_GATEWAY_NAME_LABEL): proxies["gateway_name"]}},
+            {"equals": {_label(entry_mod.OWNING_GATEWAY_NAMESPACE_LABEL): proxies["gateway_namespace"]}},
+            {"equals": {"kubernetes.container.name": entry_mod.ENVOY_CONTAINER}}]}
+        # stdout only: the access log; Envoy's own log goes to stderr.
+        templates.append(template(is_proxy, {"service": PROXY_ACCESS_SERVICE, "environment": environment},
+                                  multiline=False, stream="stdout"))
     return dump({
         "filebeat.autodiscover": {"providers": [{
             "type": "kubernetes", "node": "${NODE_NAME}", "scope": "node",
             "add_resource_metadata": {"deployment": True},
-            "templates": [
-                template(is_app, {"service": "new-api", "environment": environment}, multiline=True),
-                template(others, {"service": "${data.kubernetes.labels.app_kubernetes_io/name}",
-                                  "environment": environment}, multiline=False),
-            ],
+            "templates": templates,
         }]},
         "processors": [{"add_host_metadata": {"when.not.contains.tags": "forwarded"}}],
         "output.logstash": {"hosts": [logstash_host], "loadbalance": True},

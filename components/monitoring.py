@@ -89,6 +89,10 @@ class MonitoringArgs(TypedDict, total=False):
     Gateway's proxies on :19001): its RED metrics are scraped there."""
     entry: str
     """The public entry (components/entry.py): ``gateway`` or ``ingress-nginx`` (default)."""
+    relay_access_log: bool
+    """Gateway API entry: the stack's Logstash counts the relay's time to first byte from the
+    proxies' access log (docs/relay-ttfb-gateway.md), so the relay SLO is rendered on it
+    (default false: not measured, not rendered)."""
     cluster_name: str
     """``cluster`` external label (Alertmanager groups and inhibits on it)."""
     mode: str
@@ -310,6 +314,7 @@ class Monitoring(PlatformComponent):
             agent_namespace=a["agent_namespace"], ingress_namespace=a["ingress_namespace"], entry_kind=a["entry"],
             cluster=a["cluster_name"], alertmanager_replicas=int(a["alertmanager_replicas"]),
             logging_namespace=a.get("elasticsearch_namespace") or None,
+            relay_access_log=bool(a.get("relay_access_log")) and bool(a.get("elasticsearch_namespace")),
             runbook_base=a.get("runbook_base_url") or mc.RUNBOOK_DIR, mode=a["mode"],
             backup_cronjob=a.get("backup_cronjob") or None,
         )

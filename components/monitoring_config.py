@@ -177,6 +177,9 @@ class Targets:
     ingress_namespace: str = "ingress-nginx"
     #: Namespace of Elasticsearch (its exporter sidecar), when the stack runs the logging stack.
     logging_namespace: Optional[str] = None
+    #: Gateway API entry: the stack's Logstash counts the relay's time to first byte from
+    #: the proxies' access log (``entry.EntrySpec.relay_access_log``).
+    relay_access_log: bool = False
     cluster: str = "new-api"
     #: ``standalone`` (this stack's Prometheus and scrape jobs) or ``operator`` (monitors
     #: for an existing Prometheus Operator; see :func:`monitored_jobs`).
@@ -225,7 +228,8 @@ class Targets:
 
     @property
     def entry(self) -> "entry_mod.EntrySpec":
-        return entry_mod.entry_spec(self.entry_kind, self.ingress_namespace)
+        return entry_mod.entry_spec(self.entry_kind, self.ingress_namespace,
+                                    relay_access_log=self.relay_access_log)
 
     @property
     def app(self) -> em.App:
@@ -499,9 +503,9 @@ def _relay_slo(t: Targets, slo: Slo, app: dict) -> tuple[list, list]:
     """The relay's time-to-first-byte SLO (issue 14): recording rules of the share of slow
     relay requests per burn window, and the SRE workbook's multi-window burn-rate pair
     (page at 14.4x over 1h/5m, ticket at 6x over 6h/30m). Only where the entry's proxy
-    measures the time to the response headers (``RedSource.header_bucket``)."""
+    measures the time to the response headers (``RedSource.measures_relay``)."""
     red = t.red
-    if red.header_bucket is None:
+    if not red.measures_relay:
         return [], []
     records = [{"record": f"newapi:relay_slow_requests:ratio_rate{w}",
                 "expr": f"1 - ({red.relay_fast_ratio(slo.relay_headers_le, window=w)})"} for w in BURN_WINDOWS]

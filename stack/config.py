@@ -710,7 +710,24 @@ class StackConfig(_Model):
         ns = (self.ingress.controller_namespace if self.entry.kind == "ingress-nginx"
               else self.entry.gateway.data_plane_namespace)
         legacy = self.ingress.controller_namespace if self.entry.keep_ingress_nginx else None
-        return entry_component.entry_spec(self.entry.kind, ns, legacy_namespace=legacy)
+        return entry_component.entry_spec(self.entry.kind, ns, legacy_namespace=legacy,
+                                          relay_access_log=self.relay_access_log)
+
+    @property
+    def relay_access_log(self) -> bool:
+        """The Gateway API entry's relay time to first byte is counted from the proxies'
+        access log (docs/relay-ttfb-gateway.md): the stack renders the EnvoyProxy that sets
+        the log's format (its own Gateway, Envoy Gateway's objects) and runs the logging
+        stack that collects and counts it. Otherwise the relay SLO and the canary's
+        relay-ttfb gate are not rendered (and ``pulumi up`` says so)."""
+        gw = self.entry.gateway
+        return (self.entry.kind == "gateway" and gw.gateway.create and gw.envoy_gateway
+                and self.logging.enabled)
+
+    @property
+    def gateway_namespace(self) -> str:
+        """Namespace of the Gateway (a created one lives in the app's namespace)."""
+        return self.entry.gateway.gateway.namespace or self.namespace
 
     @property
     def cookie_secure(self) -> bool:

@@ -15,11 +15,17 @@ How the series are named (envoyproxy/gateway v1.9, docs/gateway-canary-metrics.m
   weighted backendRefs share one cluster and the canary cannot be told apart (#6742, #7017).
 - Our scrape job adds ``job``, ``kubernetes_namespace``, ``kubernetes_pod`` and ``node``;
   each Envoy replica reports its own counters.
+- The relay's time to first byte (issue 14) is not an Envoy statistic: Logstash counts the
+  proxies' access-log lines per version with no-op filters of fixed ids
+  (docs/relay-ttfb-gateway.md), exported by kuskoman/logstash-exporter as
+  ``logstash_stats_pipeline_plugin_events_out{pipeline, plugin_type, plugin, plugin_id}``,
+  one counter per Logstash replica (tests/observability/log_alert_cases.py labels them).
 """
 
 import pytest
 
 import analysis_harness as harness
+from observability.log_alert_cases import plugin
 from support import Stack, override
 from tools import mockrt
 from validators import require
@@ -61,14 +67,30 @@ def durations(rps: float, seconds: float, backend: int, rule: str = "rest") -> l
     return out
 
 
+LOGSTASH_PODS = ("logstash-7d9f-abcde", "logstash-7d9f-fghij")
+
+
+def first_bytes(rps: float, seconds: float, version: str) -> list:
+    """Logstash's counts of one version's relay access lines (30 s scrapes, two replicas):
+    all of them, and those whose first byte came within 10 s."""
+    per_scrape = rps * 30 / len(LOGSTASH_PODS)
+    return [plugin(f"new_api_relay_ttfb_{version}_le_{le}", f"0+{n:g}x40", pod)
+            for pod in LOGSTASH_PODS
+            for le, n in (("inf", per_scrape), ("10", per_scrape if seconds <= 10 else 0))]
+
+
 def traffic(canary_errors: float, canary_seconds: float, stable_errors: float = 0.0, weight: float = 0.2,
-            total_rps: float = 50) -> list:
-    """Stable (backendRef 0) and canary (backendRef 1) at a weight; relay streams for 30 s."""
+            total_rps: float = 50, canary_first_byte: float = 1.0) -> list:
+    """Stable (backendRef 0) and canary (backendRef 1) at a weight; relay streams for 30 s,
+    their first byte after 1 s (the canary's: ``canary_first_byte``). Without canary weight
+    its counters exist and stay at 0 (Logstash reports every filter of the pipeline)."""
     series = (requests(total_rps * (1 - weight), stable_errors, 0) + durations(total_rps * (1 - weight), 0.05, 0)
-              + durations(5, 30, 0, rule="relay"))
+              + durations(5, 30, 0, rule="relay") + first_bytes(5, 1.0, "stable"))
     if weight:
         series += (requests(total_rps * weight, canary_errors, 1) + durations(total_rps * weight, canary_seconds, 1)
-                   + durations(1, 30, 1, rule="relay"))
+                   + durations(1, 30, 1, rule="relay") + first_bytes(1, canary_first_byte, "canary"))
+    else:
+        series += first_bytes(0, 1.0, "canary")
     return series
 
 
@@ -110,9 +132,14 @@ def test_every_backend_ref_is_its_own_envoy_cluster(canary_stack):
 @pytest.mark.parametrize("case,series,expected", [
     ("bad canary diluted by a healthy stable", traffic(0.10, 0.05), {"success-rate": "Failed"}),
     ("slow canary diluted by a fast stable", traffic(0.0, 2.0), {"latency-p95": "Failed"}),
-    ("healthy canary", traffic(0.005, 0.05), {"success-rate": "Successful", "latency-p95": "Successful"}),
+    # the relay's first byte after 30 s on the canary (issue 14); the stable's five times
+    # larger fast relay traffic would hide it in an app-wide ratio
+    ("canary slow to its first relay byte", traffic(0.0, 0.05, canary_first_byte=30), {"relay-ttfb": "Failed"}),
+    ("healthy canary", traffic(0.005, 0.05), {"success-rate": "Successful", "latency-p95": "Successful",
+                                              "relay-ttfb": "Successful"}),
     ("no canary traffic", traffic(0.0, 0.05, weight=0), {"success-rate": "Inconclusive",
-                                                         "latency-p95": "Inconclusive"}),
+                                                         "latency-p95": "Inconclusive",
+                                                         "relay-ttfb": "Inconclusive"}),
 ])
 def test_canary_analysis_measures_the_canarys_own_traffic(tmp_path, canary_stack, case, series, expected):
     phases = harness.decide(require("promtool"), tmp_path, _metrics(canary_stack, "canary", "analysis"), series)
@@ -125,8 +152,9 @@ def test_canary_analysis_measures_the_canarys_own_traffic(tmp_path, canary_stack
     ("slow active version", traffic(0.0, 0.05, weight=0)[:0] + requests(40, 0, 0) + durations(40, 2.0, 0),
      {"latency-p95": "Failed"}),
     ("healthy active version", traffic(0.0, 0.05, stable_errors=0.001, weight=0),
-     {"success-rate": "Successful", "latency-p95": "Successful"}),
-    ("no traffic", [], {"success-rate": "Inconclusive", "latency-p95": "Inconclusive"}),
+     {"success-rate": "Successful", "latency-p95": "Successful", "relay-ttfb": "Successful"}),
+    ("no traffic", [], {"success-rate": "Inconclusive", "latency-p95": "Inconclusive",
+                        "relay-ttfb": "Inconclusive"}),
 ])
 def test_blue_green_post_promotion_analysis_measures_the_active_version(tmp_path, bluegreen_stack, case, series,
                                                                          expected):

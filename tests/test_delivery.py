@@ -83,24 +83,28 @@ def test_canary_routes_through_the_stable_ingress_with_the_header(canary_nginx):
     assert (canary_spec["stableService"], canary_spec["canaryService"]) == ("new-api", "new-api-canary")
 
 
-@pytest.mark.parametrize("kind,starting_step,selector", [
-    ("gateway", 3, 'envoy_cluster_name=~"httproute/new-api/new-api/rule/'),
-    ("ingress-nginx", 2, 'canary="new-api-new-api-canary-80"'),
+@pytest.mark.parametrize("kind,starting_step,selector,relay_selector", [
+    ("gateway", 3, 'envoy_cluster_name=~"httproute/new-api/new-api/rule/',
+     'plugin_id="new_api_relay_ttfb_canary_le_'),
+    ("ingress-nginx", 2, 'canary="new-api-new-api-canary-80"', 'canary="new-api-new-api-canary-80"'),
 ])
 def test_canary_analysis_starts_at_the_40_percent_step_on_the_canarys_traffic(canary, canary_nginx, kind,
-                                                                              starting_step, selector):
+                                                                              starting_step, selector,
+                                                                              relay_selector):
     """What the queries decide on each entry's series: test_analysis_ingress_nginx.py,
-    test_analysis_gateway.py. The gateway's steps begin with the header route."""
+    test_analysis_gateway.py. The gateway's steps begin with the header route. Both entries
+    gate on the relay's time to first byte (issue 14): the gateway's from the canary's
+    access-log counters (docs/relay-ttfb-gateway.md)."""
     stack = canary if kind == "gateway" else canary_nginx
     spec = rollout(stack)["spec"]["strategy"]["canary"]
     analysis = spec["analysis"]
     assert analysis["startingStep"] == starting_step and spec["steps"][starting_step] == {"setWeight": 40}
-    relay = {"new-api-relay-latency"} if kind == "ingress-nginx" else set()
-    assert {t["templateName"] for t in analysis["templates"]} == {"new-api-success-rate", "new-api-latency", *relay}
+    assert {t["templateName"] for t in analysis["templates"]} == {
+        "new-api-success-rate", "new-api-latency", "new-api-relay-latency"}
     assert set(templates(stack)) >= {t["templateName"] for t in analysis["templates"]}
     for t in analysis["templates"]:
         query = templates(stack)[t["templateName"]]["metrics"][0]["provider"]["prometheus"]["query"]
-        assert selector in query
+        assert (relay_selector if t["templateName"] == "new-api-relay-latency" else selector) in query
 
 
 def _pod_templates(stack: Stack, namespace: str) -> dict:
@@ -206,9 +210,11 @@ def _metric_names(query: str) -> set:
     return names - {"by", "sum", "rate", "histogram_quantile"}
 
 
-@pytest.mark.parametrize("kind,job", [("gateway", "envoy-gateway"), ("ingress-nginx", "ingress-nginx")])
-def test_analyses_use_only_metrics_the_stack_collects(canary, canary_nginx, kind, job):
-    collected = monitoring_config.EXPORTER_METRICS[job]
+@pytest.mark.parametrize("kind,jobs", [("gateway", ("envoy-gateway", "logstash-exporter")),
+                                       ("ingress-nginx", ("ingress-nginx",))])
+def test_analyses_use_only_metrics_the_stack_collects(canary, canary_nginx, kind, jobs):
+    """The gateway's relay gate reads Logstash's counters (logstash-exporter's job)."""
+    collected = frozenset().union(*(monitoring_config.EXPORTER_METRICS[job] for job in jobs))
     stack = canary if kind == "gateway" else canary_nginx
     assert _prometheus_metrics(stack)
     for spec in templates(stack).values():
@@ -254,7 +260,10 @@ def test_blue_green_checks_the_preview_pods_before_and_traffic_after_promotion(b
     web = templates(bluegreen)["new-api-status-check"]["metrics"][0]["provider"]["web"]
     assert web["url"].endswith("/api/status") and web["jsonPath"] == "{$.success}"
     post = bg["postPromotionAnalysis"]
-    assert [t["templateName"] for t in post["templates"]] == ["new-api-success-rate", "new-api-latency"]
+    # the relay's time-to-first-byte gate too (issue 14; on the gateway entry from the
+    # proxies' access-log counters, docs/relay-ttfb-gateway.md)
+    assert [t["templateName"] for t in post["templates"]] == [
+        "new-api-success-rate", "new-api-latency", "new-api-relay-latency"]
 
 
 def test_blue_green_lets_the_rollouts_controller_reach_the_pods(bluegreen, prod):

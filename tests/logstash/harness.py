@@ -107,14 +107,16 @@ def ruby_syntax(ruby: str, code: str, tmp_path: Path) -> subprocess.CompletedPro
 # --------------------------------------------------------------------------- whole filter section
 
 _TOKEN = re.compile(r'\s*(?:(?P<sel>(?:\[[^\]\[,]+\])+)|"(?P<str>(?:\\.|[^"\\])*)"|/(?P<re>(?:\\/|[^/])*)/'
-                    r'|(?P<op>==|!=|=~|!)|(?P<word>and|or))')
+                    r'|(?P<num>-?[0-9]+(?:\.[0-9]+)?)|(?P<op>==|!=|=~|<=|>=|<|>|!)|(?P<word>and|or))')
+_COMPARE = ("==", "!=", "=~", "<=", ">=", "<", ">")
 
 
 def condition(text: str, escapes: bool) -> dict:
     """The subset of Logstash conditions the pipeline uses (lscl_grammar.treetop
     ``condition``): ``[field]``, ``![field]``, ``[f] == "v"``, ``[f] != "v"``,
-    ``[f] =~ /re/``, joined by ``and``/``or`` (left to right, as Logstash's grammar has no
-    precedence between them here: the pipeline never mixes them)."""
+    ``[f] =~ /re/``, ``[f] <= 123`` (``<``, ``>``, ``>=`` too: a number literal), joined by
+    ``and``/``or`` (left to right, as Logstash's grammar has no precedence between them
+    here: the pipeline never mixes them)."""
     tokens, pos = [], 0
     while pos < len(text.rstrip()):
         m = _TOKEN.match(text, pos)
@@ -128,10 +130,13 @@ def condition(text: str, escapes: bool) -> dict:
         if t.group("op") == "!":
             terms.append({"op": "not", "arg": {"op": "exists", "field": tokens[i + 1].group("sel")}})
             i += 2
-        elif t.group("sel") and i + 1 < len(tokens) and tokens[i + 1].group("op") in ("==", "!=", "=~"):
+        elif t.group("sel") and i + 1 < len(tokens) and tokens[i + 1].group("op") in _COMPARE:
             op, right = tokens[i + 1].group("op"), tokens[i + 2]
             if op == "=~":
                 terms.append({"op": op, "left": {"field": t.group("sel")}, "regex": right.group("re")})
+            elif right.group("num") is not None:
+                terms.append({"op": op, "left": {"field": t.group("sel")},
+                              "right": {"number": float(right.group("num"))}})
             else:
                 raw = right.group("str")
                 terms.append({"op": op, "left": {"field": t.group("sel")},

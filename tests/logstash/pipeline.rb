@@ -73,8 +73,13 @@ end
 # {"program": [...], "events": [...]}: the filter section as read by lscl.py, run node by
 # node. Plugins: grok, ruby, mutate (Logstash's order: replace, convert, gsub, lowercase,
 # then add_field and remove_field; an `id` counts the events it passes, as Logstash's
-# plugin metrics do), date (Joda yyyy/MM/dd HH:mm:ss only, UTC), json and fingerprint
-# are not run (no test line is JSON; the fingerprint only names the document).
+# plugin metrics do), date (Joda yyyy/MM/dd HH:mm:ss only, UTC), json (logstash-filter-json
+# `filter`: parse `source`; into `target`, or merged into the event without one; on a parse
+# error the `tag_on_failure` tags, default `_jsonparsefailure`, unless `skip_on_invalid_json`),
+# drop (logstash-filter-drop: `event.cancel`; the pipeline passes a cancelled event to no
+# further filter or output: logstash-core `DatasetCompiler` filters cancelled events out);
+# the fingerprint is not run (it only names the document). Comparisons with a number
+# (`[f] <= 10000`) compare numerically when the field holds a number, and are false otherwise.
 class Program
   attr_reader :counts
 
@@ -83,7 +88,8 @@ class Program
   def sprintf(event, text) = text.gsub(/%\{([^}]+)\}/) { event.get(Regexp.last_match(1)).to_s }
 
   def value(event, operand)
-    operand.key?("field") ? event.get(operand["field"]) : operand["string"]
+    return event.get(operand["field"]) if operand.key?("field")
+    operand.key?("number") ? operand["number"] : operand["string"]
   end
 
   def test(event, cond)
@@ -95,12 +101,16 @@ class Program
     when "==" then value(event, cond["left"]) == value(event, cond["right"])
     when "!=" then value(event, cond["left"]) != value(event, cond["right"])
     when "=~" then !!(value(event, cond["left"]).to_s =~ Regexp.new(cond["regex"]))
+    when "<=", ">=", "<", ">"
+      left = value(event, cond["left"])
+      left.is_a?(Numeric) && left.public_send(cond["op"], cond["right"]["number"])
     else raise "unsupported condition #{cond}"
     end
   end
 
   def run(event, body)
     body.each do |node|
+      return if event.data["__cancelled"]
       if node["branch"]
         clause = node["branch"].find { |c| c["cond"].nil? || test(event, c["cond"]) }
         run(event, clause["body"]) if clause
@@ -119,7 +129,9 @@ class Program
     when "ruby" then @filters.ruby({"code" => a["code"]}, event)
     when "mutate" then mutate(event, a)
     when "date" then date(event, a)
-    when "json", "fingerprint" then nil
+    when "json" then json(event, a)
+    when "drop" then event.data["__cancelled"] = true
+    when "fingerprint" then nil
     else raise "unsupported plugin #{name}"
     end
     @counts[a["id"]] += 1 if a["id"]
@@ -132,6 +144,18 @@ class Program
     (a["lowercase"] || []).each { |f| event.set(f, event.get(f).downcase) if event.get(f).is_a?(String) }
     (a["add_field"] || {}).each { |f, v| event.set(f, sprintf(event, v)) }
     (a["remove_field"] || []).each { |f| (keys = event.path(f); keys[0..-2].reduce(event.data) { |n, k| n[k] || {} }.delete(keys[-1])) }
+  end
+
+  def json(event, a)
+    text = event.get(a["source"]) or return
+    parsed = JSON.parse(text)
+    if a["target"]
+      event.set(a["target"], parsed)
+    elsif parsed.is_a?(Hash)
+      parsed.each { |k, v| event.data[k] = v }
+    end
+  rescue JSON::ParserError
+    (a["tag_on_failure"] || ["_jsonparsefailure"]).each { |t| event.tag(t) } unless a["skip_on_invalid_json"] == "true"
   end
 
   def date(event, a)
@@ -151,7 +175,8 @@ input = JSON.parse($stdin.read)
 filters = Filters.new
 if input["program"]
   program = Program.new(filters)
-  events = input["events"].map { |data| e = Event.new(data); program.run(e, input["program"]); e.data }
+  # a dropped (cancelled) event reaches no output: null in its place
+  events = input["events"].map { |data| e = Event.new(data); program.run(e, input["program"]); e.data["__cancelled"] ? nil : e.data }
   puts JSON.generate({"events" => events, "counts" => program.counts})
   exit
 end
