@@ -148,7 +148,10 @@ def _relay_counting(relay: "em.EnvoyGateway") -> str:
     its whole ``duration``, which then stands in for it. Each count is a no-op ``mutate``
     with a fixed id (``EnvoyGateway.relay_counter_id``), reported by logstash-exporter as
     ``logstash_stats_pipeline_plugin_events_out{plugin_id}``, as the log alerts' counts are.
-    Not indexed: New API's own ``[GIN]`` line already records each request."""
+    Not indexed: New API's own ``[GIN]`` line already records each request. Each comparison
+    is guarded by the field's presence: Logstash compiles ``[f] <= n`` to ``not(gt)``, whose
+    number comparison raises on a missing field (logstash-core ``EventCondition.java``), and
+    accepts only integer literals."""
     access, first = "[@metadata][access]", "[@metadata][first_byte_ms]"
     code = (f"a = event.get('{access}'); if a.is_a?(Hash) then "
             f"t = a['{entry_mod.ACCESS_LOG_FIRST_BYTE_MS}'] || a['{entry_mod.ACCESS_LOG_DURATION_MS}']; "

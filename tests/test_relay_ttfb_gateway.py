@@ -259,3 +259,20 @@ def test_the_default_stacks_measure_the_relay_and_do_not_warn(monkeypatch):
     stack, warnings = _run("dev", ("app.delivery.strategy", "canary"), monkeypatch=monkeypatch)
     assert "new-api-relay-latency" in {t["metadata"]["name"] for t in stack.k8s_all("AnalysisTemplate")}
     assert not [w for w in warnings if "relay" in w]
+
+
+def test_the_harness_fails_a_comparison_on_a_missing_field_as_logstash_does(ruby, dev):
+    """Why the pipeline guards ``first_byte_ms`` before comparing it: in Logstash ``[f] <= n``
+    is ``not(gt)`` and ``gt`` compares the literal with the field (logstash-core
+    ``EventCondition.java``), which raises on nil. pipeline.rb models that, so an unguarded
+    comparison in the rendered pipeline would fail the tests above."""
+    import subprocess
+
+    program = [{"branch": [{"cond": harness.condition("[@metadata][first_byte_ms] <= 10000", True),
+                            "body": [{"name": "mutate", "attrs": {"id": "fast"}}]}]}]
+    proc = subprocess.run([ruby, str(harness.HERE / "pipeline.rb")],
+                          input=json.dumps({"program": program, "events": [{"message": "x"}]}),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "guard the field first" in proc.stderr
+    events, counts = harness.run_program(ruby, harness.rendered(dev), [{"message": "x", "service": "envoy-access-log"}])
+    assert events == [None] and counts == {}

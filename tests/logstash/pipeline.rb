@@ -78,8 +78,8 @@ end
 # error the `tag_on_failure` tags, default `_jsonparsefailure`, unless `skip_on_invalid_json`),
 # drop (logstash-filter-drop: `event.cancel`; the pipeline passes a cancelled event to no
 # further filter or output: logstash-core `DatasetCompiler` filters cancelled events out);
-# the fingerprint is not run (it only names the document). Comparisons with a number
-# (`[f] <= 10000`) compare numerically when the field holds a number, and are false otherwise.
+# the fingerprint is not run (it only names the document). Comparisons with a number: see
+# `compare`. A field alone is truthy unless nil, empty or "false" (EventCondition FieldTruthy).
 class Program
   attr_reader :counts
 
@@ -97,15 +97,25 @@ class Program
     when "or" then cond["args"].any? { |c| test(event, c) }
     when "and" then cond["args"].all? { |c| test(event, c) }
     when "not" then !test(event, cond["arg"])
-    when "exists" then v = event.get(cond["field"]); !(v.nil? || v == false)
+    when "exists" then v = event.get(cond["field"]); !(v.nil? || v.to_s.empty? || v.to_s == "false")
     when "==" then value(event, cond["left"]) == value(event, cond["right"])
     when "!=" then value(event, cond["left"]) != value(event, cond["right"])
     when "=~" then !!(value(event, cond["left"]).to_s =~ Regexp.new(cond["regex"]))
-    when "<=", ">=", "<", ">"
-      left = value(event, cond["left"])
-      left.is_a?(Numeric) && left.public_send(cond["op"], cond["right"]["number"])
+    when "<=", ">=", "<", ">" then compare(event, cond)
     else raise "unsupported condition #{cond}"
     end
+  end
+
+  # logstash-core EventCondition.Compiler: `>` is FieldGreaterThanNumber (the literal's
+  # RubyNumeric#compareTo the field: a field that is not a number, nil included, raises and
+  # stops the pipeline worker), `<=` is not(gt), `>=` gt or eq, `<` not(gt or eq); only an
+  # integer literal compiles (UnexpectedTypeException otherwise).
+  def compare(event, cond)
+    left, right = value(event, cond["left"]), cond["right"]["number"]
+    raise "Logstash compiles only integer literals in comparisons: #{right}" unless right == right.to_i
+    raise "Logstash raises comparing #{left.inspect} with #{right}: guard the field first" unless left.is_a?(Numeric)
+    gt, eq = left > right, left == right
+    {">" => gt, "<=" => !gt, ">=" => gt || eq, "<" => !(gt || eq)}.fetch(cond["op"])
   end
 
   def run(event, body)
