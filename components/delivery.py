@@ -15,7 +15,7 @@ Fixes of the seeds' versions (SEED-NOTES §5.5 #25-29):
 from typing import Optional
 
 from .entry import CANARY_HEADER_ROUTE, GATEWAY_API_PLUGIN
-from .entry_metrics import RedSource
+from .entry_metrics import RELAY_FIRST_BYTE_LE, RedSource
 
 STRATEGIES = ("rolling", "blue-green", "canary")
 
@@ -32,7 +32,7 @@ DEFAULT_DELIVERY = {
     "analysis_failure_limit": 1,
     "analysis_inconclusive_limit": 2,
     "rollouts_namespace": "argo-rollouts",
-    "relay_headers_le": "10",
+    "relay_headers_le": RELAY_FIRST_BYTE_LE,
     "relay_fast_ratio": 0.99,
 }
 """Seed 000: steps 20/40/60/80 % with 10-minute pauses, ``X-Canary`` header, analysis from

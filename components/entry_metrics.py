@@ -28,6 +28,12 @@ PATH_GROUPS: tuple[tuple[str, str], ...] = (("relay", "/v1"), ("playground", "/p
 STREAMING_GROUPS = ("relay", "playground")
 STREAMING_PATHS = tuple(p for g, p in PATH_GROUPS if g in STREAMING_GROUPS)
 
+#: The relay SLO's threshold in seconds (issue 14), one value for the SLO, the canary gate
+#: and what the Gateway API entry counts: a relay or playground request is fast when its
+#: first response byte comes within it (the largest finite bucket of ingress-nginx's
+#: default header-time histogram).
+RELAY_FIRST_BYTE_LE = "10"
+
 #: Which traffic a query measures: every version, the canary's own, or the stable one's.
 VERSIONS = (None, "canary", "stable")
 
@@ -225,7 +231,7 @@ class EnvoyGateway(RedSource):
     #: version, every relay/playground request and those whose first upstream byte came
     #: within each of these bounds (seconds), each with a no-op filter of a fixed id whose
     #: ``events.out`` logstash-exporter reports.
-    RELAY_BOUNDS = ("10",)
+    RELAY_BOUNDS = (RELAY_FIRST_BYTE_LE,)
 
     @property
     def measures_relay(self) -> bool:

@@ -312,7 +312,7 @@ class Slo:
     #: Relay SLO (issue 14): 99 % of relay and playground requests get New API's response
     #: headers within 10 s (a streamed completion's first byte; a non-streamed one's whole
     #: answer). 10 s is the largest finite bucket of ingress-nginx's default histogram.
-    relay_headers_le: str = "10"
+    relay_headers_le: str = em.RELAY_FIRST_BYTE_LE
     relay_target: float = 0.99
 
 

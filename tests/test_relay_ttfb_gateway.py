@@ -226,6 +226,23 @@ def test_pipeline_counts_relay_first_bytes_per_version_and_drops_the_lines(ruby,
     assert events[:-1] == [None] * (len(CASES) + 1) and events[-1]["level"] == "info"
 
 
+def test_every_counter_the_rules_and_the_gate_read_is_a_filter_of_the_pipeline(monkeypatch):
+    """The contract between the rendered Prometheus rules / AnalysisTemplates and the rendered
+    pipeline: each ``plugin_id`` they name is the ``id`` of a filter Logstash runs (a typo or
+    a threshold only one side knows would leave the SLI at NaN, silently)."""
+    import re
+
+    stack, _ = _run("dev", ("app.delivery.strategy", "canary"), monkeypatch=monkeypatch)
+    pipeline = harness.rendered(stack)
+    ids = {p.get("id") for p in pipeline.filters("mutate") if p.get("id")}
+    rules = stack.k8s("ConfigMap", "prometheus-rules")["data"]["new-api.yml"]
+    gate = json.dumps(stack.k8s("AnalysisTemplate", "new-api-relay-latency")["spec"])
+    read = set(re.findall(r"new_api_relay_ttfb_[a-z0-9_]+", rules + gate))
+    assert read and read <= ids, read - ids
+    assert {"new_api_relay_ttfb_canary_le_10", "new_api_relay_ttfb_canary_le_inf"} <= set(
+        re.findall(r"new_api_relay_ttfb_[a-z0-9_]+", gate))
+
+
 # --------------------------------------------------------------------------- where it cannot exist
 
 
