@@ -293,3 +293,53 @@ def test_the_harness_fails_a_comparison_on_a_missing_field_as_logstash_does(ruby
     assert proc.returncode != 0 and "guard the field first" in proc.stderr
     events, counts = harness.run_program(ruby, harness.rendered(dev), [{"message": "x", "service": "envoy-access-log"}])
     assert events == [None] and counts == {}
+
+
+# --------------------------------------------------------------------------- the network path
+
+
+def _pod(stack: Stack, kind: str, name: str) -> tuple[str, dict]:
+    obj = stack.k8s(kind, name)
+    return obj["metadata"]["namespace"], obj["spec"]["template"]["metadata"]["labels"]
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def _peer_admits(peer: dict, namespace: str, labels: dict) -> bool:
+    ns_ok = ("namespaceSelector" not in peer or
+             _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}))
+    return ns_ok and _selects(peer.get("podSelector", {}), labels) and "ipBlock" not in peer
+
+
+def _admitted(stack: Stack, src: tuple, dst: tuple, port: int) -> bool:
+    """Kubernetes NetworkPolicy semantics (kubernetes.io/docs/concepts/services-networking/
+    network-policies): the source's Egress policies must admit the destination pod and port,
+    and the destination's Ingress policies the source (namespaceSelector and podSelector in
+    one peer both apply)."""
+    def side(direction: str, own: tuple, other: tuple) -> bool:
+        key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+        policies = [p for p in stack.k8s_all("NetworkPolicy") if p["metadata"]["namespace"] == own[0]
+                    and _selects(p["spec"]["podSelector"], own[1]) and direction in p["spec"]["policyTypes"]]
+        assert policies, f"no {direction} policy selects {own}"
+        return any((not rule.get("ports") or port in [p["port"] for p in rule["ports"]])
+                   and any(_peer_admits(peer, *other) for peer in rule.get(peers_key, []))
+                   for p in policies for rule in p["spec"].get(key, []))
+    return side("Egress", src, dst) and side("Ingress", dst, src)
+
+
+def test_the_access_lines_path_is_admitted_and_needs_nothing_new(stack):
+    """Filebeat reads the proxies' log files on the node (read-only hostPath), so no policy
+    in the proxies' namespace is involved; from there the lines take the path New API's
+    take: Filebeat -> Logstash beats (5044), Prometheus -> the Logstash exporter."""
+    from components import logging_config as lc
+    from components.logging_alerts import LOGSTASH_EXPORTER_PORT
+
+    filebeat_pod, logstash_pod = _pod(stack, "DaemonSet", "filebeat"), _pod(stack, "Deployment", "logstash")
+    assert _admitted(stack, filebeat_pod, logstash_pod, lc.BEATS_PORT)
+    assert not _admitted(stack, filebeat_pod, logstash_pod, lc.LOGSTASH_API_PORT)  # the evaluator can say no
+    assert _admitted(stack, _pod(stack, "StatefulSet", "prometheus"), logstash_pod, LOGSTASH_EXPORTER_PORT)
+    mounts = {m["mountPath"]: m for m in stack.k8s("DaemonSet", "filebeat")["spec"]["template"]["spec"]
+              ["containers"][0]["volumeMounts"]}
+    assert mounts["/var/log/containers"].get("readOnly") is True
