@@ -7,7 +7,7 @@ from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres,
                         Redis, RestrictedNamespace, StackSecrets)
 from components import logging as logging_component
 from components import common, logging_config, upgrade_snapshot
-from components import monitoring_config
+from components import monitoring_config, public_entry
 from components.app import pod_selector as app_pod_selector
 from components.backup import pod_selector as backup_pod_selector
 from stack import config as stack_config
@@ -281,6 +281,38 @@ if cfg.logging.enabled:
            if entry.relay_access_log else {}),
     }, opts=pulumi.ResourceOptions(depends_on=[log_ns, *agent_ns.values()]))
 
+# The public entry's sites and settings (built here: monitoring alerts on its certificates).
+sites = [{"host": cfg.domain, "namespace": cfg.namespace, "route_name": APP, "service_name": app.service_name,
+          "service_port": app.service_port,
+          **({"canary_service": app.canary_service_name} if cfg.app.delivery.strategy == "canary" else {})}]
+if logging_stack is not None and cfg.logging.kibana_host:
+    sites.append({"host": cfg.logging.kibana_host, "namespace": cfg.logging.namespace, "route_name": "kibana",
+                  "service_name": "kibana", "service_port": logging_config.KIBANA_PORT})
+gateway_cfg = cfg.entry.gateway
+entry_args = {
+    "kind": entry.kind,
+    "sites": sites,
+    "data_plane_namespace": entry.data_plane_namespace,
+    "tls": cfg.ingress.tls.enabled,
+    "issuer": cfg.ingress.tls.issuer,
+    "acme_email": cfg.ingress.tls.acme_email,
+    "proxy_timeout_seconds": cfg.ingress.proxy_timeout_seconds,
+    "proxy_body_size_mb": cfg.ingress.proxy_body_size_mb,
+    "class_name": cfg.ingress.class_name,
+    "gateway": {"create": gateway_cfg.gateway.create, "name": gateway_cfg.gateway.name,
+                "namespace": gateway_cfg.gateway.namespace, "class_name": gateway_cfg.gateway.class_name,
+                "https_section": gateway_cfg.gateway.https_section},
+    "request_timeout_seconds": gateway_cfg.request_timeout_seconds,
+    "trusted_hops": gateway_cfg.trusted_hops,
+    "envoy_gateway": gateway_cfg.envoy_gateway,
+    "keep_ingress_nginx": cfg.entry.keep_ingress_nginx,
+    "legacy_namespace": cfg.ingress.controller_namespace,
+}
+#: The cert-manager Certificates the stack owns: the entry's and Elasticsearch's transport TLS.
+owned_certificates = [*public_entry.certificates(entry_args),
+                      *([{"namespace": cfg.logging.namespace, "name": n} for n in logging_component.CERTIFICATES]
+                        if logging_stack is not None else [])]
+
 if cfg.monitoring.enabled:
     mon = cfg.monitoring
     mon_ns = RestrictedNamespace("monitoring-ns", {"name": mon.namespace,
@@ -331,38 +363,17 @@ if cfg.monitoring.enabled:
         "require_receiver": cfg.is_prod,
         "runbook_base_url": mon.runbook_base_url,
         "backup_cronjob": BACKUP_NAME if db.backend != "cloudnative-pg" else None,
+        "cert_manager_namespace": mon.cert_manager_namespace,
+        "certificates": owned_certificates,
     }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
     pulumi.export("grafanaUrl", monitoring.grafana_url)
     pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
 # --------------------------------------------------------------------------- public entry
 # One entry for every public host: the app (its relay, playground and API as separate
 # routes) and, optionally, Kibana (its login guards it).
-sites = [{"host": cfg.domain, "namespace": namespace.name, "route_name": APP, "service_name": app.service_name,
-          "service_port": app.service_port,
-          **({"canary_service": app.canary_service_name} if cfg.app.delivery.strategy == "canary" else {})}]
-if logging_stack is not None and cfg.logging.kibana_host:
-    sites.append({"host": cfg.logging.kibana_host, "namespace": cfg.logging.namespace, "route_name": "kibana",
-                  "service_name": "kibana", "service_port": logging_config.KIBANA_PORT})
-gateway_cfg = cfg.entry.gateway
-public = PublicEntry("entry", {
-    "kind": entry.kind,
-    "sites": sites,
-    "data_plane_namespace": entry.data_plane_namespace,
-    "tls": cfg.ingress.tls.enabled,
-    "issuer": cfg.ingress.tls.issuer,
-    "acme_email": cfg.ingress.tls.acme_email,
-    "proxy_timeout_seconds": cfg.ingress.proxy_timeout_seconds,
-    "proxy_body_size_mb": cfg.ingress.proxy_body_size_mb,
-    "class_name": cfg.ingress.class_name,
-    "gateway": {"create": gateway_cfg.gateway.create, "name": gateway_cfg.gateway.name,
-                "namespace": gateway_cfg.gateway.namespace, "class_name": gateway_cfg.gateway.class_name,
-                "https_section": gateway_cfg.gateway.https_section},
-    "request_timeout_seconds": gateway_cfg.request_timeout_seconds,
-    "trusted_hops": gateway_cfg.trusted_hops,
-    "envoy_gateway": gateway_cfg.envoy_gateway,
-    "keep_ingress_nginx": cfg.entry.keep_ingress_nginx,
-    "legacy_namespace": cfg.ingress.controller_namespace,
-}, opts=pulumi.ResourceOptions(depends_on=[app, *([logging_stack] if logging_stack is not None else [])]))
+public = PublicEntry("entry", entry_args,
+                     opts=pulumi.ResourceOptions(depends_on=[namespace, app,
+                                                             *([logging_stack] if logging_stack is not None else [])]))
 pulumi.export("url", public.url)
 if logging_stack is not None and cfg.logging.kibana_host:
     pulumi.export("kibanaPublicUrl", public.urls.apply(lambda urls: urls[1]))

@@ -199,6 +199,14 @@ class EntrySpec:
                  "labels": {"namespace": app.namespace, "httproute": app.route}}]
 
 
+def tls_secret_name(route_name: str) -> str:
+    """The TLS Secret of a site's host, on either entry (the Gateway listener's
+    ``certificateRefs``, the Ingress's ``tls.secretName``): cert-manager's certificate-shim
+    names the Certificate it creates after it, in the Gateway's or Ingress's namespace
+    (cert-manager ``pkg/controller/certificate-shim/sync.go``, ``buildCertificates``)."""
+    return f"{route_name}-tls"
+
+
 def entry_spec(kind: str, data_plane_namespace: Optional[str] = None,
                legacy_namespace: Optional[str] = None, relay_access_log: bool = False) -> EntrySpec:
     """The spec of an entry kind (default data plane namespaces: the projects' own);

@@ -37,7 +37,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import common
-from .entry import envoy_access_log
+from .entry import envoy_access_log, tls_secret_name
 from .entry_metrics import PATH_GROUPS
 from .ingress import ACME_SERVERS, acme_solver_policy, cluster_issuer, issuer_name, valid_host, validate_issuer
 
@@ -191,7 +191,7 @@ class GatewayEntry(pulumi.ComponentResource):
                 listeners.append({
                     "name": https_section(i), "protocol": "HTTPS", "port": 443, "hostname": site["host"],
                     "tls": {"mode": "Terminate", "certificateRefs": [
-                        {"group": "", "kind": "Secret", "name": f"{site['route_name']}-tls"}]},
+                        {"group": "", "kind": "Secret", "name": tls_secret_name(site["route_name"])}]},
                     # A site in another namespace (Kibana) may attach to its own listener only.
                     "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
                         "kubernetes.io/metadata.name": site["namespace"]}}}},

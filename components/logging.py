@@ -37,6 +37,11 @@ ES_HOME = "/usr/share/elasticsearch"
 
 #: ServiceAccount of the Elasticsearch pods (the subject of its snapshot IRSA role).
 ELASTICSEARCH_SERVICE_ACCOUNT = "elasticsearch"
+#: The cert-manager Certificates of Elasticsearch's transport TLS (the per-stack CA and the
+#: nodes' certificate): the monitoring alerts on their expiry and readiness.
+CA_CERTIFICATE = "elasticsearch-ca"
+TRANSPORT_CERTIFICATE = "elasticsearch-transport"
+CERTIFICATES = (CA_CERTIFICATE, TRANSPORT_CERTIFICATE)
 
 
 class ProxyAccessLogArgs(TypedDict, total=False):
@@ -304,7 +309,7 @@ class Logging(PlatformComponent):
                         metadata=common.meta("elasticsearch-selfsigned", ns, lbl), spec={"selfSigned": {}},
                         opts=self._opts())
         ca = cr(f"{self._name}-es-ca", api_version="cert-manager.io/v1", kind="Certificate",
-                metadata=common.meta("elasticsearch-ca", ns, lbl),
+                metadata=common.meta(CA_CERTIFICATE, ns, lbl),
                 spec={"isCA": True, "commonName": "new-api-logs-ca", "secretName": "elasticsearch-ca",
                       "duration": "87600h", "privateKey": {"algorithm": "ECDSA", "size": 256},
                       "issuerRef": {"name": "elasticsearch-selfsigned", "kind": "Issuer", "group": "cert-manager.io"}},
@@ -313,7 +318,7 @@ class Logging(PlatformComponent):
                     metadata=common.meta("elasticsearch-ca", ns, lbl), spec={"ca": {"secretName": "elasticsearch-ca"}},
                     opts=self._opts(ca))
         cert = cr(f"{self._name}-es-transport", api_version="cert-manager.io/v1", kind="Certificate",
-                  metadata=common.meta("elasticsearch-transport", ns, lbl),
+                  metadata=common.meta(TRANSPORT_CERTIFICATE, ns, lbl),
                   spec={"secretName": "elasticsearch-transport-tls", "duration": "8760h", "renewBefore": "720h",
                         "commonName": f"elasticsearch-headless.{ns}.svc",
                         "dnsNames": [f"elasticsearch-headless.{ns}.svc", f"*.elasticsearch-headless.{ns}.svc",

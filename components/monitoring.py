@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import common, dashboards, images
+from . import certificate_alerts, common, dashboards, images
 from . import entry as entry_mod
 from . import monitoring_config as mc
 from . import platform_alerts
@@ -47,6 +47,9 @@ ADAPTER_REASON = "an aggregated API server: delegated authn/authz and resource l
 #: Annotation on the AlertmanagerConfig naming the ``alertmanagerConfigMatcherStrategy``
 #: the existing Alertmanager must use for it to route the stack's alerts.
 MATCHER_STRATEGY_ANNOTATION = "new-api.io/requires-alertmanager-config-matcher-strategy"
+#: Prometheus Adapter's serving certificate (Certificate and Secret name), one of the
+#: certificates the stack alerts on.
+ADAPTER_CERTIFICATE = "prometheus-adapter-tls"
 KSM_RESOURCES = {
     "": ["endpoints", "namespaces", "nodes", "persistentvolumeclaims", "persistentvolumes", "pods", "services"],
     "apps": ["daemonsets", "deployments", "replicasets", "statefulsets"],
@@ -160,6 +163,12 @@ class MonitoringArgs(TypedDict, total=False):
     the repository's ``docs/runbooks`` (default: that repository path)."""
     require_receiver: bool
     """Fail (instead of warning) when no receiver can notify anyone (prod)."""
+    cert_manager_namespace: str
+    """Namespace of cert-manager's controller, scraped on :9402 for the certificate alerts
+    (default cert-manager)."""
+    certificates: list[dict[str, str]]
+    """cert-manager Certificates the stack owns besides the adapter's (``namespace``,
+    ``name``): alerted on when they near expiry or are not Ready."""
     alertmanager_config_matcher_strategy: str
     """Operator mode: ``alertmanagerConfigMatcherStrategy.type`` of the existing Alertmanager
     (a prerequisite, see :func:`components.monitoring_config.alertmanager_config_spec`):
@@ -212,6 +221,14 @@ def _validate(args: MonitoringArgs) -> dict:
     a.setdefault("alertmanager_replicas", 2)
     common.require(1 <= int(a["alertmanager_replicas"]) <= 5, "alertmanager_replicas", "must be 1 to 5")
     a.setdefault("grafana", True)
+    a.setdefault("cert_manager_namespace", certificate_alerts.DEFAULT_NAMESPACE)
+    common.require(isinstance(a["cert_manager_namespace"], str) and common.is_dns_label(a["cert_manager_namespace"]),
+                   "cert_manager_namespace", f"{a['cert_manager_namespace']!r} must be a DNS-1123 label")
+    certs = [dict(c) for c in a.get("certificates") or []]
+    bad = [c for c in certs if set(c) != {"namespace", "name"} or not common.is_dns_label(str(c["namespace"]))
+           or not common.is_dns_label(str(c["name"]), 253)]
+    common.require(not bad, "certificates", f"{bad!r}: each entry is {{namespace: <DNS-1123 label>, name: <name>}}")
+    a["certificates"] = certs
     a.setdefault("adapter", False)
     a.setdefault("rps_per_pod", 20.0)
     common.require(float(a["rps_per_pod"]) > 0, "rps_per_pod", "must be positive")
@@ -317,6 +334,9 @@ class Monitoring(PlatformComponent):
             relay_access_log=bool(a.get("relay_access_log")) and bool(a.get("elasticsearch_namespace")),
             runbook_base=a.get("runbook_base_url") or mc.RUNBOOK_DIR, mode=a["mode"],
             backup_cronjob=a.get("backup_cronjob") or None,
+            cert_manager_namespace=a["cert_manager_namespace"],
+            certificates=tuple(sorted({(c["namespace"], c["name"]) for c in a["certificates"]}
+                                      | ({(ns, ADAPTER_CERTIFICATE)} if a["adapter"] else set()))),
         )
         self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
         self.receivers = _receivers(a)
@@ -519,6 +539,9 @@ class Monitoring(PlatformComponent):
             *([{"to": [common.namespace_peer(self.targets.logging_namespace)],
                 "ports": common.tcp(mc.ES_EXPORTER_PORT, mc.LOGSTASH_EXPORTER_PORT)}]
               if self.targets.logging_namespace else []),
+            # cert-manager's controller (a namespace the stack does not own; README, "Alerting").
+            *([{"to": [common.namespace_peer(t.cert_manager_namespace, certificate_alerts.CONTROLLER_LABELS)],
+                "ports": common.tcp(certificate_alerts.PORT)}] if t.certificates else []),
             # node-exporter listens on the host network: node addresses, not pod selectors.
             {"to": [common.namespace_peer(a["agent_namespace"]), *({"ip_block": {"cidr": c}} for c in a["node_cidrs"])],
              "ports": common.tcp(mc.NODE_EXPORTER_PORT)},
@@ -527,7 +550,7 @@ class Monitoring(PlatformComponent):
              "ports": common.tcp(platform_alerts.KUBELET_PORT)},
         ]
         assert set(sd_ns) <= {a["app_namespace"], a["ingress_namespace"], a["agent_namespace"],
-                              self.targets.logging_namespace}
+                              self.targets.logging_namespace, t.cert_manager_namespace}
         clients = [{"pod_selector": {"match_labels": self._labels(c)[1]}} for c in ("grafana", "adapter")]
         clients += [common.namespace_peer(n) for n in a.get("query_namespaces") or []]
         self._netpol("prometheus", ns, lbl, sel, [{"from": clients, "ports": common.tcp(mc.PROMETHEUS_PORT)}], egress)
@@ -813,8 +836,8 @@ class Monitoring(PlatformComponent):
             opts=self._opts())
         cert = k8s.apiextensions.CustomResource(
             f"{self._name}-adapter-cert", api_version="cert-manager.io/v1", kind="Certificate",
-            metadata=common.meta("prometheus-adapter-tls", ns, lbl),
-            spec={"secretName": "prometheus-adapter-tls", "duration": "2160h", "renewBefore": "360h",
+            metadata=common.meta(ADAPTER_CERTIFICATE, ns, lbl),
+            spec={"secretName": ADAPTER_CERTIFICATE, "duration": "2160h", "renewBefore": "360h",
                   "dnsNames": [f"prometheus-adapter.{ns}.svc", f"prometheus-adapter.{ns}.svc.cluster.local"],
                   "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
                   "usages": ["server auth", "digital signature", "key encipherment"],
@@ -846,7 +869,7 @@ class Monitoring(PlatformComponent):
                     service_account=sa.metadata.name, containers=[common.draining(container)],
                     termination_grace_seconds=30, automount_token=True,
                     volumes=[{"name": "config", "config_map": {"name": cm.metadata.name}},
-                             {"name": "serving-cert", "secret": {"secret_name": "prometheus-adapter-tls"}},
+                             {"name": "serving-cert", "secret": {"secret_name": ADAPTER_CERTIFICATE}},
                              common.empty_dir("tmp", "64Mi")])}},
             opts=self._opts(cm, cert))
         svc = k8s.core.v1.Service(
@@ -857,7 +880,7 @@ class Monitoring(PlatformComponent):
         k8s.apiregistration.v1.APIService(
             f"{self._name}-adapter-apiservice",
             metadata=common.meta("v1beta1.custom.metrics.k8s.io", None, lbl,
-                                 {"cert-manager.io/inject-ca-from": f"{ns}/prometheus-adapter-tls"}),
+                                 {"cert-manager.io/inject-ca-from": f"{ns}/{ADAPTER_CERTIFICATE}"}),
             spec={"group": "custom.metrics.k8s.io", "version": "v1beta1", "group_priority_minimum": 100,
                   "version_priority": 100, "service": {"name": "prometheus-adapter", "namespace": ns, "port": 443}},
             opts=self._opts(svc, dep, cert))
@@ -887,6 +910,9 @@ class Monitoring(PlatformComponent):
                 spec={"namespaceSelector": {"matchNames": [namespace]}, "selector": {},
                       "podMetricsEndpoints": [{"portNumber": port, "path": jobs[job].get("metrics_path", "/metrics"),
                                                "interval": "15s",
+                                               # the exporter's own namespace/name labels win over
+                                               # the target's (the operator sets namespace)
+                                               **({"honorLabels": True} if jobs[job].get("honor_labels") else {}),
                                                "relabelings": mc.relabelings(relabel)}]},
                 opts=self._opts()))
         _, bb_sel = self._labels("blackbox_exporter")

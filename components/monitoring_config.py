@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 
 import yaml
 
+from . import certificate_alerts
 from . import entry as entry_mod
 from . import entry_metrics as em
 from . import logging_alerts
@@ -147,6 +148,7 @@ def _platform_metrics() -> None:
     EXPORTER_METRICS["kube-state-metrics"] = EXPORTER_METRICS["kube-state-metrics"] | KSM_METRICS
     EXPORTER_METRICS["kubelet"] = frozenset(KUBELET_METRICS)
     EXPORTER_METRICS["cadvisor"] = frozenset(CADVISOR_METRICS)
+    EXPORTER_METRICS[certificate_alerts.JOB] = certificate_alerts.METRICS
 
 
 _platform_metrics()
@@ -194,6 +196,10 @@ class Targets:
     alertmanager_replicas: int = 1
     blackbox_name: str = "blackbox-exporter"
     ksm_name: str = "kube-state-metrics"
+    #: cert-manager's namespace (its controller is scraped there) and the (namespace, name)
+    #: of every cert-manager Certificate the stack owns (components/certificate_alerts.py).
+    cert_manager_namespace: str = certificate_alerts.DEFAULT_NAMESPACE
+    certificates: tuple = ()
 
     @property
     def probe_url(self) -> str:
@@ -496,6 +502,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
         *([logging_alerts.rule_group()] if t.logging_namespace else []),
         *platform_alerts.groups(_alert, monitored_jobs(t), t.stack_namespaces,
                                 (t.app_namespace, t.backup_cronjob) if t.backup_cronjob else None, t.app_namespace),
+        *certificate_alerts.rule_group(_alert, t.certificates),
     ]}, t.runbook_base)
 
 
@@ -652,7 +659,19 @@ def scrape_jobs(t: Targets) -> list[dict]:
         {"job_name": "alertmanager", "static_configs": [{"targets": t.alertmanager_peers()}]},
         # Every node's kubelet and cAdvisor (container CPU, throttling, memory; volume stats).
         *platform_alerts.kubelet_jobs(),
+        *_cert_manager_jobs(t),
     ]
+
+
+def _cert_manager_jobs(t: Targets) -> list[dict]:
+    """cert-manager's controller, when the stack owns certificates: its labels are kept
+    (``namespace``/``name`` are the Certificate's), the target's namespace goes to
+    ``kubernetes_namespace`` (see components/certificate_alerts.py)."""
+    if not t.certificates:
+        return []
+    return [_k8s_pod_job(certificate_alerts.JOB, t.cert_manager_namespace, certificate_alerts.PORT,
+                         honor_labels=True, keep_labels=certificate_alerts.CONTROLLER_LABELS,
+                         target_namespace_label="kubernetes_namespace")]
 
 
 #: Jobs an existing kube-prometheus-stack scrapes in operator mode (a prerequisite, README
@@ -666,9 +685,10 @@ def operator_pod_monitors(t: Targets) -> list[tuple[str, int, str]]:
     logging = [("elasticsearch-exporter", ES_EXPORTER_PORT, t.logging_namespace),
                ("logstash-exporter", LOGSTASH_EXPORTER_PORT, t.logging_namespace)] if t.logging_namespace else []
     entry = t.entry
+    certs = [(certificate_alerts.JOB, certificate_alerts.PORT, t.cert_manager_namespace)] if t.certificates else []
     return [(entry.job, entry.metrics_port, entry.data_plane_namespace),
             ("postgres-exporter", POSTGRES_EXPORTER_PORT, t.app_namespace),
-            ("redis-exporter", REDIS_EXPORTER_PORT, t.app_namespace), *logging]
+            ("redis-exporter", REDIS_EXPORTER_PORT, t.app_namespace), *logging, *certs]
 
 
 def monitored_jobs(t: Targets) -> list[str]:

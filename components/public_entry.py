@@ -51,6 +51,28 @@ class PublicEntryArgs(TypedDict, total=False):
     """ingress-nginx's namespace (its Ingress's ACME solver admits it; default ingress-nginx)."""
 
 
+def certificates(args: PublicEntryArgs) -> list[dict[str, str]]:
+    """The cert-manager Certificates (``namespace``, ``name``) that the entry built from
+    ``args`` makes cert-manager's certificate-shim create: one per TLS Secret of the
+    Ingresses (their namespace) or of the stack's Gateway's HTTPS listeners (the
+    Gateway's namespace). None without TLS, or with a Gateway the stack does not create
+    (its owner issues its certificates); during a migration the legacy Ingress owns the
+    app's."""
+    if not args.get("tls", True):
+        return []
+    sites = list(args["sites"])
+    if args["kind"] == "gateway":
+        if args.get("keep_ingress_nginx"):
+            sites = sites[:1]
+        else:
+            gw = dict(args.get("gateway") or {})
+            if not gw.get("create", True):
+                return []
+            ns = gw.get("namespace") or sites[0]["namespace"]
+            return [{"namespace": ns, "name": entry_mod.tls_secret_name(s["route_name"])} for s in sites]
+    return [{"namespace": s["namespace"], "name": entry_mod.tls_secret_name(s["route_name"])} for s in sites]
+
+
 class PublicEntry(pulumi.ComponentResource):
     """The public entry of every site (see module docstring)."""
 
@@ -118,7 +140,8 @@ class PublicEntry(pulumi.ComponentResource):
                         "proxy_body_size_mb": args.get("proxy_body_size_mb", 128),
                     })
                 else:
-                    ingress_args.update({"create_issuer": False, "tls_secret_name": f"{site['route_name']}-tls"})
+                    ingress_args["create_issuer"] = False
+                ingress_args["tls_secret_name"] = entry_mod.tls_secret_name(site["route_name"])
                 ingresses.append(TlsIngress(site["route_name"], ingress_args, opts=pulumi.ResourceOptions(
                     parent=self, depends_on=ingresses[:1],
                     aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])))

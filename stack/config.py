@@ -22,6 +22,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from pydantic.alias_generators import to_camel
 
 from components import app as app_component
+from components import certificate_alerts
 from components import delivery as delivery_component
 from components import common, images, postgres_base, upgrade_snapshot
 from components import entry as entry_component
@@ -638,6 +639,9 @@ class Monitoring(_Model):
     #: repository's docs/runbooks, e.g. https://github.com/<org>/new-api-infra/blob/main/docs/runbooks.
     runbook_base_url: Optional[Annotated[str, Field(pattern=r"^https://[^\s]+[^/\s]$")]] = None
     autoscale: Autoscale = Autoscale()
+    #: Namespace of cert-manager (a cluster prerequisite): its controller is scraped there on
+    #: :9402 for the certificate alerts; that namespace must admit it (README, "Alerting").
+    cert_manager_namespace: DnsLabel = certificate_alerts.DEFAULT_NAMESPACE
     #: Node and API-server address ranges for the egress policies (host-network exporters,
     #: discovery; the API server also for the CloudNativePG instances).
     node_cidrs: Annotated[list[Cidr], Field(min_length=1)] = list(common.PRIVATE_CIDRS)

@@ -128,7 +128,8 @@ def test_kubernetes_sd_blocks_are_pod_role_scoped_to_namespaces_rbac_covers(dev)
     assert node_jobs == {"kubelet", "cadvisor"}  # role node: test_kubelet_scraping.py
     assert {j["job_name"] for j in sd_jobs} == {"envoy-gateway", "postgres-exporter", "redis-exporter",
                                                 "node-exporter", "kube-state-metrics", "elasticsearch-exporter",
-                                                "logstash-exporter", "grafana", "blackbox-exporter"}
+                                                "logstash-exporter", "grafana", "blackbox-exporter",
+                                                "cert-manager"}
     for job in sd_jobs:
         for sd in job["kubernetes_sd_configs"]:
             assert sd["role"] == "pod" and set(sd) == {"role", "namespaces"}

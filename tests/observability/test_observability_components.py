@@ -152,7 +152,8 @@ def test_operator_mode_emits_custom_resources_valid_against_the_crd_schemas(oper
             errors = list(jsonschema.validators.validator_for(sch)(sch).iter_errors(obj))
             assert not errors, [e.message for e in errors]
             kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
-    assert kinds == {"PodMonitor": 3, "ServiceMonitor": 2, "PrometheusRule": 1, "AlertmanagerConfig": 1,
+    # PodMonitors: the entry, Postgres and Redis exporters, cert-manager (the adapter's certificate)
+    assert kinds == {"PodMonitor": 4, "ServiceMonitor": 2, "PrometheusRule": 1, "AlertmanagerConfig": 1,
                      "Issuer": 1, "Certificate": 1}
     assert not any(k8s_objects(operator_monitoring, "StatefulSet"))
 

@@ -228,11 +228,13 @@ def test_every_platform_alert_has_cases(dev):
 
 
 def test_every_rendered_alert_has_promtool_cases_somewhere(dev, prod):
-    """No alert without a scenario: this module's, test_rules.py's or test_rules_relay.py's."""
+    """No alert without a scenario: this module's, test_rules.py's, test_rules_relay.py's or
+    test_certificates.py's."""
+    from test_certificates import ALERTS as CERTIFICATE_ALERTS
     from test_rules import CASES as APP_CASES
     from test_rules_relay import GATEWAY_CASES as RELAY_CASES
 
-    known = ALERTS | set(APP_CASES) | set(RELAY_CASES)
+    known = ALERTS | set(APP_CASES) | set(RELAY_CASES) | CERTIFICATE_ALERTS
     for stack in (dev, prod):
         names = set(mc.alert_names(yaml.safe_load(rules_text(stack))))
         assert names <= known, names - known
