@@ -154,7 +154,12 @@ def _platform_metrics() -> None:
 _platform_metrics()
 SYNTHETIC_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 
-_FSTYPE_IGNORED = "tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.lxcfs|autofs|proc|sysfs"
+#: Pseudo and container filesystems the node alerts and the Nodes dashboard leave out.
+FSTYPE_IGNORED = "tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.lxcfs|autofs|proc|sysfs"
+#: Seed 000's node alert thresholds (percent), also the Nodes dashboard's thresholds.
+NODE_CPU_BUSY_PERCENT = 80
+NODE_MEMORY_USED_PERCENT = 85
+NODE_DISK_USED_PERCENT = 90
 
 
 # --------------------------------------------------------------------------- settings
@@ -400,16 +405,16 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
                "95th percentile response time is {{ $value | humanizeDuration }} (includes streamed "
                "completions; see the SLO dashboard for context).", app),
         _alert("HighCPUUsage",
-               '100 - (avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100) > 80',
+               f'100 - (avg by (instance) (rate(node_cpu_seconds_total{{mode="idle"}}[5m])) * 100) > {NODE_CPU_BUSY_PERCENT}',
                "5m", "warning", "node", "High CPU usage detected",
                "CPU usage is {{ $value | printf \"%.1f\" }}% on {{ $labels.instance }}."),
         _alert("HighMemoryUsage",
-               "(1 - (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)) * 100 > 85",
+               f"(1 - (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)) * 100 > {NODE_MEMORY_USED_PERCENT}",
                "5m", "warning", "node", "High memory usage detected",
                "Memory usage is {{ $value | printf \"%.1f\" }}% on {{ $labels.instance }}."),
         _alert("HighDiskUsage",
-               f'(1 - (node_filesystem_avail_bytes{{fstype!~"{_FSTYPE_IGNORED}"}} / '
-               f'node_filesystem_size_bytes{{fstype!~"{_FSTYPE_IGNORED}"}})) * 100 > 90',
+               f'(1 - (node_filesystem_avail_bytes{{fstype!~"{FSTYPE_IGNORED}"}} / '
+               f'node_filesystem_size_bytes{{fstype!~"{FSTYPE_IGNORED}"}})) * 100 > {NODE_DISK_USED_PERCENT}',
                "5m", "critical", "node", "High disk usage detected",
                "Disk usage is {{ $value | printf \"%.1f\" }}% on {{ $labels.instance }} "
                "({{ $labels.mountpoint }})."),

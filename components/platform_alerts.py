@@ -211,6 +211,24 @@ def kubelet_jobs() -> list[dict]:
     return [job("kubelet", "/metrics", KUBELET_METRICS), job("cadvisor", "/metrics/cadvisor", CADVISOR_METRICS)]
 
 
+#: Thresholds of the container and volume alerts; the capacity dashboard
+#: (components/dashboards_platform.py) colours its panels by the same values.
+CPU_THROTTLED_RATIO = 0.25
+MEMORY_NEAR_LIMIT_RATIO = 0.9
+VOLUME_FREE_CRITICAL_RATIO = 0.1
+VOLUME_FREE_PREDICTED_RATIO = 0.4
+#: ``predict_linear`` of a volume's free bytes: the trend of this window, this far ahead.
+VOLUME_TREND_WINDOW = "6h"
+VOLUME_FULL_HORIZON_DAYS = 4
+
+
+def volume_free_ratio(ns_matcher: str) -> str:
+    """Free share of each PVC (kubelet volume stats), as the volume alerts and the
+    capacity dashboard read it; ``ns_matcher`` is a ``namespace`` label matcher."""
+    return (f"kubelet_volume_stats_available_bytes{{{ns_matcher}}} / on (namespace, persistentvolumeclaim) "
+            f"kubelet_volume_stats_capacity_bytes{{{ns_matcher}}}")
+
+
 def container_alerts(alert, app_namespace: str, namespaces: Sequence[str]) -> list[dict]:
     """cAdvisor and kubelet volume alerts (cAdvisor labels its series ``namespace``, ``pod``,
     ``container``; the pod-level cgroup has ``container=""``; kubelet volume stats carry
@@ -218,28 +236,28 @@ def container_alerts(alert, app_namespace: str, namespaces: Sequence[str]) -> li
     (Postgres, Redis, Elasticsearch, Prometheus, Alertmanager, the dump volume)."""
     ns = "namespace=~\"" + "|".join(sorted(set(namespaces))) + "\""
     app = f'namespace="{app_namespace}",container!=""'
-    free = (f"kubelet_volume_stats_available_bytes{{{ns}}} / on (namespace, persistentvolumeclaim) "
-            f"kubelet_volume_stats_capacity_bytes{{{ns}}}")
+    free = volume_free_ratio(ns)
     by = "by (namespace, pod, container)"
     return [
         alert("NewApiContainerCPUThrottled",
               f"sum {by} (increase(container_cpu_cfs_throttled_periods_total{{{app}}}[5m])) / sum {by} "
-              f"(increase(container_cpu_cfs_periods_total{{{app}}}[5m])) > 0.25",
+              f"(increase(container_cpu_cfs_periods_total{{{app}}}[5m])) > {CPU_THROTTLED_RATIO}",
               "15m", "warning", "new-api", "New API is CPU-throttled",
               "{{ $labels.pod }} ({{ $labels.container }}) was throttled in {{ $value | humanizePercentage }} of "
               "its CPU periods for 15 minutes: latency grows before CPU usage looks high."),
         alert("NewApiContainerMemoryNearLimit",
               f'max {by} (container_memory_working_set_bytes{{{ns},container!=""}}) / on (namespace, pod, container) '
-              f'max {by} (kube_pod_container_resource_limits{{{ns},resource="memory"}}) > 0.9',
+              f'max {by} (kube_pod_container_resource_limits{{{ns},resource="memory"}}) > {MEMORY_NEAR_LIMIT_RATIO}',
               "15m", "warning", "kubernetes", "A container's memory is near its limit",
               "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) uses "
               "{{ $value | humanizePercentage }} of its memory limit: the next spike is an OOM kill."),
-        alert("NewApiPersistentVolumeFillingUp", f"{free} < 0.10", "5m", "critical", "kubernetes",
+        alert("NewApiPersistentVolumeFillingUp", f"{free} < {VOLUME_FREE_CRITICAL_RATIO:.2f}", "5m", "critical", "kubernetes",
               "A persistent volume is almost full",
               "{{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} has {{ $value | humanizePercentage }} free."),
         alert("NewApiPersistentVolumeFillingUpPredicted",
-              f"({free} < 0.40) and on (namespace, persistentvolumeclaim) "
-              f"predict_linear(kubelet_volume_stats_available_bytes{{{ns}}}[6h], 4 * 24 * 3600) < 0",
+              f"({free} < {VOLUME_FREE_PREDICTED_RATIO:.2f}) and on (namespace, persistentvolumeclaim) "
+              f"predict_linear(kubelet_volume_stats_available_bytes{{{ns}}}[{VOLUME_TREND_WINDOW}], "
+              f"{VOLUME_FULL_HORIZON_DAYS} * 24 * 3600) < 0",
               "1h", "warning", "kubernetes", "A persistent volume fills within 4 days",
               "At the last 6 hours' rate {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is full "
               "within 4 days."),

@@ -1,6 +1,7 @@
 """Helpers shared by the tests: a stack run under mocks, manifest lookups, config overrides.
 (A module of its own, not conftest: several conftest.py files exist under tests/.)"""
 
+import re
 import sys
 from pathlib import Path
 
@@ -86,3 +87,24 @@ def override(stack: str, *changes) -> dict:
         else:
             node[rest[-1]] = value
     return out
+
+
+def relabel(labels: dict, configs: list) -> dict | None:
+    """Prometheus relabelling (``relabel_configs``/``metric_relabel_configs``, snake_case
+    keys) of one label set: ``keep``/``drop``/``replace``, source labels joined by
+    ``separator`` (default ``;``), the regex fully anchored, default action ``replace``
+    with replacement ``$1`` (prometheus.io/docs/prometheus/latest/configuration/
+    configuration/#relabel_config). None when the set is dropped."""
+    labels = dict(labels)
+    for rc in configs:
+        action = rc.get("action", "replace")
+        value = rc.get("separator", ";").join(labels.get(s, "") for s in rc.get("source_labels", []))
+        regex = re.compile(f"^(?:{rc.get('regex', '(.*)')})$")
+        m = regex.match(value)
+        if action == "keep" and not m:
+            return None
+        if action == "drop" and m:
+            return None
+        if action == "replace" and m:
+            labels[rc["target_label"]] = m.expand(rc.get("replacement", "$1").replace("$", "\\"))
+    return labels

@@ -22,7 +22,7 @@ import re
 import pytest
 import yaml
 
-from support import Stack, override
+from support import Stack, override, relabel
 from tools import mockrt
 
 JOBS = {"postgres-exporter": ("new-api-postgres-exporter", 9187, "postgres"),
@@ -56,22 +56,6 @@ def _targets(pod: dict) -> list[dict]:
     return out
 
 
-def _relabel(labels: dict, configs: list) -> dict | None:
-    labels = dict(labels)
-    for rc in configs:
-        action = rc.get("action", "replace")
-        value = rc.get("separator", ";").join(labels.get(s, "") for s in rc.get("source_labels", []))
-        regex = re.compile(f"^(?:{rc.get('regex', '(.*)')})$")
-        m = regex.match(value)
-        if action == "keep" and not m:
-            return None
-        if action == "drop" and m:
-            return None
-        if action == "replace" and m:
-            labels[rc["target_label"]] = m.expand(rc.get("replacement", "$1").replace("$", "\\"))
-    return labels
-
-
 def _selected(stack, job_name: str, config: dict) -> list[dict]:
     job = next(j for j in config["scrape_configs"] if j["job_name"] == job_name)
     namespaces = [n for sd in job["kubernetes_sd_configs"] for n in sd["namespaces"]["names"]]
@@ -79,7 +63,7 @@ def _selected(stack, job_name: str, config: dict) -> list[dict]:
     for ns in namespaces:
         for pod in _pods(stack, ns):
             for target in _targets(pod):
-                kept = _relabel(target, job.get("relabel_configs", []))
+                kept = relabel(target, job.get("relabel_configs", []))
                 if kept is not None:
                     out.append({"pod": pod["name"], **{k: v for k, v in kept.items() if not k.startswith("__meta")}})
     return out
@@ -118,9 +102,9 @@ def test_operator_pod_monitor_selects_the_managed_datastores_exporter(prod_opera
                 for target in _targets(pod):
                     if target["__meta_kubernetes_pod_container_port_number"] != str(endpoint["portNumber"]):
                         continue
-                    relabel = [{{"sourceLabels": "source_labels", "targetLabel": "target_label"}.get(k, k): v
+                    configs = [{{"sourceLabels": "source_labels", "targetLabel": "target_label"}.get(k, k): v
                                 for k, v in r.items()} for r in endpoint.get("relabelings", [])]
-                    kept = _relabel({**target, "job": f"{ns}/{job}"}, relabel)
+                    kept = relabel({**target, "job": f"{ns}/{job}"}, configs)
                     if kept is not None:
                         hits.append((pod["name"], kept["job"], kept.get("service")))
     assert hits == [(workload, job, service)]
