@@ -14,6 +14,7 @@ redis_exporter for the datastores. Legacy ``graph``/``singlestat`` panels become
 from __future__ import annotations
 
 import json
+import re
 
 from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
@@ -57,7 +58,7 @@ def _stat(title: str, unit: str, expr: str, legend: str, pos: tuple[int, int, in
             .grid_pos(dm.GridPos(h=h, w=w, x=x, y=y)))
 
 
-def _base(title: str, uid: str, tags: list[str]) -> dashboard.Dashboard:
+def base_dashboard(title: str, uid: str, tags: list[str]) -> dashboard.Dashboard:
     return (dashboard.Dashboard(title).uid(uid).tags(["new-api", *tags]).timezone("browser")
             .time("now-1h", "now").refresh("30s").readonly())
 
@@ -68,7 +69,7 @@ def application_dashboard(t: Targets) -> dashboard.Dashboard:
     req = red.request_rate(window=w)
     ok = red.request_rate(window=w, status_class="2")
     err = red.request_rate(window=w, errors=True)
-    return (_base("New API", "new-api-app", ["monitoring"])
+    return (base_dashboard("New API", "new-api-app", ["monitoring"])
             .description(f"Request rate, success rate, latency and errors of New API, measured at the "
                          f"entry's proxy ({red.kind}; New API exposes no /metrics). Latency leaves out the "
                          "relay and playground (streamed generation time).")
@@ -90,7 +91,7 @@ def application_dashboard(t: Targets) -> dashboard.Dashboard:
 def slo_dashboard(t: Targets, slo: Slo = Slo()) -> dashboard.Dashboard:
     """Seed 004 SLO view: success ratio and p95 against the L1-L4 lines, burn rates."""
     budget = 1 - slo.success_target
-    return (_base("New API SLO", "new-api-slo", ["slo"])
+    return (base_dashboard("New API SLO", "new-api-slo", ["slo"])
             .description(f"SLO {slo.success_target:.1%} success within {int(slo.latency_seconds * 1000)} ms "
                          "(seed 004): L1 p95 >= 100 ms, L2 success < 99.9 %, L3 p95 >= 150 ms, "
                          "L4 success <= 99.0 % for 2m.")
@@ -109,7 +110,7 @@ def slo_dashboard(t: Targets, slo: Slo = Slo()) -> dashboard.Dashboard:
 def postgres_dashboard() -> dashboard.Dashboard:
     """Postgres on every backend: the ``newapi:postgres_*`` recording rules take
     postgres_exporter's ``pg_*`` or CloudNativePG's ``cnpg_*`` (components/platform_alerts.py)."""
-    return (_base("New API Postgres", "new-api-postgres", ["postgres"])
+    return (base_dashboard("New API Postgres", "new-api-postgres", ["postgres"])
             .with_panel(_stat("Postgres up", "short", "min(newapi:postgres_up)", "up", (4, 6, 0, 0), thresholds=()))
             .with_panel(_stat("Connections used", "percentunit", "max(newapi:postgres_connections:ratio)", "used",
                               (4, 6, 6, 0), thresholds=(0.7, 0.8)))
@@ -129,7 +130,7 @@ def postgres_dashboard() -> dashboard.Dashboard:
 
 
 def redis_dashboard() -> dashboard.Dashboard:
-    return (_base("New API Redis", "new-api-redis", ["redis"])
+    return (base_dashboard("New API Redis", "new-api-redis", ["redis"])
             .with_panel(_stat("Exporter up", "short", "min(redis_up)", "redis_up", (4, 6, 0, 0)))
             .with_panel(_stat("Memory used of maxmemory", "percentunit",
                               "max(redis_memory_used_bytes / (redis_memory_max_bytes > 0))", "used",
@@ -150,12 +151,16 @@ def redis_dashboard() -> dashboard.Dashboard:
 
 
 def dashboards(t: Targets, slo: Slo = Slo()) -> dict[str, dict]:
-    """File name -> dashboard JSON model (what the provisioning ConfigMap holds)."""
+    """File name -> dashboard JSON model (what the provisioning ConfigMap holds): the
+    application's, and the platform's (:mod:`components.dashboards_platform`)."""
+    from .dashboards_platform import platform_dashboards  # it builds on this module's helpers
+
     built = {
         "new-api.json": application_dashboard(t),
         "new-api-slo.json": slo_dashboard(t, slo),
         "new-api-postgres.json": postgres_dashboard(),
         "new-api-redis.json": redis_dashboard(),
+        **platform_dashboards(t.stack_namespaces),
     }
     return {name: json.loads(json.dumps(b.build(), cls=JSONEncoder)) for name, b in built.items()}
 
@@ -164,8 +169,32 @@ def dashboards_json(t: Targets, slo: Slo = Slo()) -> dict[str, str]:
     return {name: json.dumps(model, indent=1, sort_keys=True) for name, model in dashboards(t, slo).items()}
 
 
-def dashboard_exprs(model: dict) -> list[str]:
+#: A Prometheus query variable's classic functions (Grafana's Prometheus data source,
+#: "Query variable"): the PromQL selector or expression inside them.
+_VARIABLE_QUERY = re.compile(r"^\s*(?:label_values\((.+),\s*\w+\s*\)|query_result\((.+)\))\s*$", re.S)
+
+
+def variable_exprs(model: dict) -> list[str]:
+    """PromQL inside the dashboard's query variables (``label_values(node_uname_info,
+    instance)`` reads ``node_uname_info``); ``label_values(label)`` reads no metric."""
     out = []
+    for var in (model.get("templating") or {}).get("list", []) or []:
+        if var.get("type") != "query":
+            continue
+        query = var.get("query")
+        query = query.get("query", "") if isinstance(query, dict) else query or ""
+        m = _VARIABLE_QUERY.match(query)
+        if m:
+            out.append(m.group(1) or m.group(2))
+        elif query and not query.lstrip().startswith(("label_values(", "label_names(", "metrics(")):
+            out.append(query)
+    return out
+
+
+def dashboard_exprs(model: dict) -> list[str]:
+    """Every PromQL expression Grafana runs for the dashboard: panel targets (rows'
+    nested panels included) and query variables."""
+    out = variable_exprs(model)
     for panel in model.get("panels", []):
         for target in panel.get("targets", []) or []:
             if target.get("expr"):

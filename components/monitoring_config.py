@@ -128,12 +128,21 @@ EXPORTER_METRICS: dict[str, frozenset] = {
         "node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "node_load1",
         "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
+        # the Nodes dashboard (components/dashboards_platform.py)
+        "node_load5", "node_load15", "node_uname_info", "node_boot_time_seconds", "node_time_seconds",
+        "node_disk_read_bytes_total", "node_disk_written_bytes_total", "node_disk_reads_completed_total",
+        "node_disk_writes_completed_total", "node_disk_io_time_seconds_total",
+        "node_network_receive_errs_total", "node_network_transmit_errs_total",
+        "node_network_receive_drop_total", "node_network_transmit_drop_total",
     }),
     "kube-state-metrics": frozenset({
         "kube_deployment_status_replicas_available", "kube_deployment_spec_replicas",
         "kube_pod_container_status_restarts_total", "kube_statefulset_status_replicas_ready",
         "kube_horizontalpodautoscaler_status_current_replicas",
         "kube_horizontalpodautoscaler_spec_max_replicas",
+        # the capacity dashboard (components/dashboards_platform.py)
+        "kube_pod_status_phase", "kube_pod_owner", "kube_replicaset_owner", "kube_pod_container_resource_requests",
+        "kube_horizontalpodautoscaler_status_desired_replicas", "kube_horizontalpodautoscaler_spec_min_replicas",
     }),
     "prometheus": frozenset({"prometheus_tsdb_head_series", "prometheus_rule_evaluation_failures_total"}),
     "grafana": frozenset({"grafana_build_info"}),
