@@ -1,5 +1,6 @@
 """The Kubernetes capacity and Nodes dashboards (components/dashboards_platform.py), and
-every provisioned dashboard's queries, checked the way Grafana and Prometheus read them.
+every provisioned dashboard's queries (the application, SLO, Postgres and Redis ones too),
+checked the way Grafana and Prometheus read them.
 
 What is read: the dashboard JSON in the ``grafana-dashboards`` ConfigMap (the files
 Grafana's file provisioner loads), the ``prometheus-config``/``prometheus-rules``
@@ -538,3 +539,81 @@ def test_a_panel_on_a_metric_no_scrape_keeps_fails_the_check(dev):
         narrowed.append((job, exporter, relabelling))
     assert unscraped({"capacity": models["new-api-capacity.json"]}, narrowed, records) == {
         "capacity": {"container_memory_working_set_bytes"}}
+
+
+# --------------------------------------------------------------------------- the application dashboards
+
+APP_STEPS = 130  # 15 s samples: 32 minutes
+APP_EVAL = "30m"
+APP_DASHBOARDS = ("new-api.json", "new-api-slo.json", "new-api-postgres.json", "new-api-redis.json")
+
+
+def _entry_series(kind: str) -> list[dict]:
+    """The entry proxy's RED series, labelled as the rule tests label them (Envoy through
+    Envoy Gateway: test_rules_gateway.py; ingress-nginx: test_rules.py), plus its
+    connection gauge (Envoy ``http.<prefix>.downstream_cx_active``; ingress-nginx
+    ``nginx_process_connections{state}``, ``internal/ingress/metric/collectors/nginx_status.go``)."""
+    n = APP_STEPS
+    if kind == "gateway":
+        import test_rules_gateway as g
+
+        pod = ('job="envoy-gateway",kubernetes_namespace="envoy-gateway-system",'
+               'kubernetes_pod="envoy-new-api-5c7d9-abcde",node="node-1"')
+        return [g.req("2", f"0+900x{n}"), g.req("5", f"0+9x{n}"),
+                *g.buckets({le: f"0+{0 if le < 100 else 800 if le < 250 else 900 if le < 1000 else 909}x{n}"
+                            for le in g.ENVOY_BUCKETS_MS}, f"0+909x{n}"),
+                {"series": f'envoy_http_downstream_cx_active{{{pod},envoy_http_conn_manager_prefix="http-10080"}}',
+                 "values": f"12x{n}"}]
+    import test_rules as r
+
+    controller = ('job="ingress-nginx",controller_class="k8s.io/ingress-nginx",controller_namespace="ingress-nginx",'
+                  'controller_pod="ingress-nginx-controller-7c9f-abcde"')
+    return [r.req("200", f"0+900x{n}"), r.req("500", f"0+9x{n}"),
+            *r.buckets({"0.1": f"0+800x{n}", "0.25": f"0+900x{n}"}, f"0+909x{n}"),
+            {"series": f'nginx_ingress_controller_nginx_process_connections{{{controller},state="active"}}',
+             "values": f"12x{n}"}]
+
+
+def _datastore_series() -> list[dict]:
+    """postgres_exporter (``pg_stat_database_*{datid,datname}``, ``pg_database_size_bytes
+    {datname}``, ``pg_stat_activity_count{datname,state}``) and redis_exporter series
+    under our scrape labels (test_platform_rules.py), and the blackbox probe."""
+    from test_platform_rules import PG_POD, REDIS_POD
+
+    n = APP_STEPS
+    db = f'{PG_POD},datid="16384",datname="newapi"'
+    return [
+        {"series": f"pg_up{{{PG_POD}}}", "values": f"1x{n}"},
+        {"series": f'pg_stat_activity_count{{{PG_POD},datname="newapi",state="active"}}', "values": f"12x{n}"},
+        {"series": f'pg_settings_max_connections{{{PG_POD},server="localhost:5432"}}', "values": f"100x{n}"},
+        *({"series": f"pg_stat_database_{m}{{{db}}}", "values": f"0+{inc}x{n}"}
+          for m, inc in (("xact_commit", 300), ("xact_rollback", 3), ("blks_hit", 9000), ("blks_read", 90),
+                         ("deadlocks", 0))),
+        {"series": f'pg_database_size_bytes{{{PG_POD},datname="newapi"}}', "values": f"800000000x{n}"},
+        {"series": f"redis_up{{{REDIS_POD}}}", "values": f"1x{n}"},
+        {"series": f"redis_memory_used_bytes{{{REDIS_POD}}}", "values": f"100000000x{n}"},
+        {"series": f"redis_memory_max_bytes{{{REDIS_POD}}}", "values": f"268435456x{n}"},
+        {"series": f"redis_connected_clients{{{REDIS_POD}}}", "values": f"20x{n}"},
+        *({"series": f"redis_{m}{{{REDIS_POD}}}", "values": f"0+{inc}x{n}"}
+          for m, inc in (("commands_processed_total", 1500), ("keyspace_hits_total", 900),
+                         ("keyspace_misses_total", 100), ("evicted_keys_total", 0))),
+        {"series": 'probe_success{job="new-api",instance="http://new-api.new-api.svc:80/api/status",'
+                   'namespace="new-api",service="new-api"}', "values": f"1x{n}"},
+    ]
+
+
+@pytest.mark.parametrize("kind", ["gateway", "ingress-nginx"])
+def test_every_application_panel_shows_data_on_the_exporters_series(request, kind, promtool, tmp_path):
+    """The four application dashboards on each entry: every query returns numbers on the
+    entry proxy's, the datastore exporters' and the probe's series, with the rendered rules
+    file evaluated (the SLO and Postgres panels read its recording rules)."""
+    stack = request.getfixturevalue("dev" if kind == "gateway" else "nginx_dev")
+    models = dashboard_models(stack)
+    checks = [{"expr": non_empty(interpolate(e, models[f], {})), "eval_time": APP_EVAL,
+               "exp_samples": [{"labels": "{}", "value": 1}]} for f in APP_DASHBOARDS for e in dash.dashboard_exprs(models[f])]
+    assert len(checks) > 25
+    rules = yaml.safe_dump(standalone_rules(stack), sort_keys=False)
+    out = run_promtool(promtool, tmp_path, [{"name": f"application dashboards, {kind}", "interval": "15s",
+                                             "input_series": _entry_series(kind) + _datastore_series(),
+                                             "promql_expr_test": checks}], rules_text=rules)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
