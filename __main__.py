@@ -97,7 +97,11 @@ if db.aws is not None:
 if db.backend == "cloudnative-pg":
     postgres_args["cloudnative_pg"] = {
         **db.cloudnative_pg.model_dump(),
-        "pod_monitor": cfg.monitoring.enabled,
+        # Never the operator's own PodMonitor: the stack's postgres-exporter job (standalone)
+        # or PodMonitor (operator mode) already scrapes the instances on 9187; a second
+        # scrape under CNPG's job would double every sum the alerts take, and in standalone
+        # mode it needs the Prometheus Operator's CRDs.
+        "pod_monitor": False,
         "backup_bucket": bk.s3.bucket, "backup_role_arn": bk.s3.role_arn, "backup_region": bk.s3.region,
         "backup_schedule": bk.schedule, "backup_retention_days": bk.retention_days,
         "api_server_cidrs": list(cfg.monitoring.api_server_cidrs),

@@ -7,15 +7,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import pytest
+import yaml
 
 from components import postgres as pg
 from components import postgres_base
 from components.app import pod_selector as app_selector
 from components.backup import pod_selector as backup_selector
-from support import container, env_map, pod_spec
+from support import Stack, container, env_map, pod_spec
 from tools import mockrt
 
-from .conftest import AWS_NET, needs_postgres, outputs_of, secret_value
+from .conftest import AWS_NET, S3, needs_postgres, outputs_of, run, secret_value
 
 REPO = Path(__file__).resolve().parents[2]
 RDS = "aws:rds/instance:Instance"
@@ -267,8 +268,28 @@ def test_cnpg_scheduled_backup_runs_daily_at_0200(cnpg):
         "0 0 2 * * *", {"name": "new-api-postgres"}, "barmanObjectStore")
 
 
-def test_cnpg_monitoring_is_enabled(cnpg):
-    assert _cluster(cnpg)["spec"]["monitoring"] == {"enablePodMonitor": True}
+@pytest.mark.parametrize("mode", ["standalone", "operator"])
+def test_cnpg_instances_are_scraped_once_by_the_stacks_own_job(mode):
+    """Old code: ``enablePodMonitor: true`` whenever monitoring was on, so in operator mode
+    the instances were scraped by CloudNativePG's PodMonitor and by ours (every
+    ``sum(cnpg_backends_total)`` doubled), and in standalone mode the operator was asked for
+    a PodMonitor nothing reads. The stack's own ``postgres-exporter`` job or PodMonitor
+    selects every pod of the app namespace serving 9187, the instances' metrics port
+    (cloudnative-pg ``pkg/specs/pods.go`` container port ``url.PostgresMetricsPort``, 9187 in
+    ``pkg/management/url/url.go``)."""
+    stack = Stack(run("dev", ("database.backend", "cloudnative-pg"), ("backup.s3", S3),
+                      ("monitoring.mode", mode)))
+    assert _cluster(stack)["spec"]["monitoring"] == {"enablePodMonitor": False}
+    if mode == "operator":
+        monitor = next(m for m in stack.k8s_all("PodMonitor") if m["metadata"]["name"] == "postgres-exporter")
+        assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["new-api"]
+        assert monitor["spec"]["selector"] == {}
+        assert [e["portNumber"] for e in monitor["spec"]["podMetricsEndpoints"]] == [pg.EXPORTER_PORT]
+    else:
+        prom = yaml.safe_load(stack.k8s("ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+        job = next(j for j in prom["scrape_configs"] if j["job_name"] == "postgres-exporter")
+        assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["new-api"]
+        assert str(pg.EXPORTER_PORT) in json.dumps(job["relabel_configs"])
 
 
 @pytest.mark.parametrize("kind,name,schema", [
