@@ -251,7 +251,13 @@ class EnvoyGateway(RedSource):
             raise ValueError("the app has no canary Service: a canary query needs one")
         return f'envoy_cluster_name=~"{self.cluster_regex(version, groups)}"'
 
-    connections = "sum(envoy_http_downstream_cx_active)"
+    #: Client connections of the proxies' Gateway listeners only: Envoy Gateway adds HTTP
+    #: connection managers of its own (``admin``; ``eg-stats-http``, the Prometheus stats
+    #: listener, ``internal/xds/bootstrap/bootstrap.yaml.tpl``; ``eg-ready-http``, readiness,
+    #: ``internal/xds/translator/listener_ready.go``) whose connections (scrapes, the
+    #: kubelet's probes) are not clients.
+    connections = ('sum(envoy_http_downstream_cx_active'
+                   '{envoy_http_conn_manager_prefix!~"admin|eg-ready-http|eg-stats-http"})')
 
     def class_matcher(self, status_class: str) -> str:
         return f'envoy_response_code_class=~"{status_class}"'

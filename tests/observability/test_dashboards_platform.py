@@ -617,3 +617,25 @@ def test_every_application_panel_shows_data_on_the_exporters_series(request, kin
                                              "input_series": _entry_series(kind) + _datastore_series(),
                                              "promql_expr_test": checks}], rules_text=rules)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
+
+
+def test_gateway_connections_panel_counts_client_listeners_only(dev, promtool, tmp_path):
+    """Envoy Gateway's proxies have HTTP connection managers of their own besides the
+    Gateway's listeners: ``admin``, ``eg-stats-http`` (the Prometheus stats this job scrapes;
+    envoyproxy/gateway ``internal/xds/bootstrap/bootstrap.yaml.tpl``) and ``eg-ready-http``
+    (readiness; ``internal/xds/translator/listener_ready.go``), read at d32f282. Old code
+    summed them too: every scrape and probe counted as a client connection."""
+    models = dashboard_models(dev)
+    exprs = [e for e in dash.dashboard_exprs(models["new-api.json"]) if "downstream_cx_active" in e]
+    assert exprs
+    pod = ('job="envoy-gateway",kubernetes_namespace="envoy-gateway-system",'
+           'kubernetes_pod="envoy-new-api-5c7d9-abcde",node="node-1"')
+    series = [{"series": f'envoy_http_downstream_cx_active{{{pod},envoy_http_conn_manager_prefix="{prefix}"}}',
+               "values": f"{value}x20"}
+              for prefix, value in (("https-10443", 12), ("http-10080", 3), ("admin", 1), ("eg-ready-http", 4),
+                                    ("eg-stats-http", 2))]
+    checks = [{"expr": interpolate(e, models["new-api.json"], {}), "eval_time": "4m",
+               "exp_samples": [{"labels": "{}", "value": 15}]} for e in exprs]
+    out = run_promtool(promtool, tmp_path, [{"name": "gateway connections", "interval": "15s",
+                                             "input_series": series, "promql_expr_test": checks}])
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
