@@ -7,7 +7,7 @@ from components import (ApiService, BackupBucket, Logging, Monitoring, Postgres,
                         Redis, RestrictedNamespace, StackSecrets)
 from components import logging as logging_component
 from components import common, logging_config, upgrade_snapshot
-from components import monitoring_config, public_entry
+from components import monitoring_config, postgres_rds, public_entry
 from components.app import pod_selector as app_pod_selector
 from components.backup import pod_selector as backup_pod_selector
 from stack import config as stack_config
@@ -93,6 +93,10 @@ if db.aws is not None:
         rds["ca_bundle_pem"] = db.aws.ca_bundle.pem()
     else:
         rds["ca_bundle_config_map"] = db.aws.ca_bundle.config_map.model_dump()
+    if cfg.monitoring.enabled:
+        # prometheus-rds-exporter behind the automated-backup alerts (its role: IRSA).
+        rds["backup_exporter"] = {"oidc_provider_arn": bk.irsa.oidc_provider_arn, "oidc_issuer": bk.irsa.oidc_issuer,
+                                  "api_cidrs": list(cfg.network.aws_api_cidrs)}
     postgres_args["aws"] = rds
 if db.backend == "cloudnative-pg":
     postgres_args["cloudnative_pg"] = {
@@ -107,7 +111,8 @@ if db.backend == "cloudnative-pg":
         "api_server_cidrs": list(cfg.monitoring.api_server_cidrs),
         "object_storage_cidrs": list(cfg.network.object_storage_cidrs),
     }
-postgres = Postgres("new-api-postgres", postgres_args, opts=after_namespace)
+POSTGRES = "new-api-postgres"
+postgres = Postgres(POSTGRES, postgres_args, opts=after_namespace)
 
 redis_args = {
     "backend": cache.backend,
@@ -369,6 +374,8 @@ if cfg.monitoring.enabled:
         "backup_cronjob": BACKUP_NAME if db.backend != "cloudnative-pg" else None,
         "cert_manager_namespace": mon.cert_manager_namespace,
         "certificates": owned_certificates,
+        "rds_backups": [{"identifier": postgres_rds.primary_identifier(POSTGRES),
+                         "retention_days": db.aws.backup_retention_days}] if db.backend == "aws" else [],
     }, opts=pulumi.ResourceOptions(depends_on=[mon_ns, *agent_ns.values(), app]))
     pulumi.export("grafanaUrl", monitoring.grafana_url)
     pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)

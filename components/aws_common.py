@@ -67,6 +67,33 @@ def key_user_policy(aws, name: str, key, users: list, parent: pulumi.Resource, d
                              opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on))
 
 
+def irsa_role(aws, name: str, who: dict, description: str, policy: pulumi.Input[str], tags: dict,
+              parent: pulumi.Resource):
+    """An IAM role a Kubernetes ServiceAccount assumes through IRSA, and its inline policy
+    (``policy``: the JSON document). ``who``: ``oidc_provider_arn``, ``oidc_issuer`` (the
+    EKS cluster's OIDC provider; with or without ``https://``), ``namespace`` and
+    ``service_account``. The trust policy admits only that ServiceAccount, for the STS
+    audience (EKS docs, "IAM roles for service accounts": ``<issuer>:sub`` and ``:aud``),
+    and sessions last at most an hour."""
+    issuer = who["oidc_issuer"].removeprefix("https://")
+    trust = pulumi.Output.from_input(who["namespace"]).apply(lambda ns: json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": who["oidc_provider_arn"]},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                f"{issuer}:sub": f"system:serviceaccount:{ns}:{who['service_account']}",
+                f"{issuer}:aud": "sts.amazonaws.com",
+            }},
+        }],
+    }))
+    role = aws.iam.Role(name, description=description, assume_role_policy=trust, max_session_duration=3600,
+                        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+    aws.iam.RolePolicy(name, role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=parent, depends_on=[role]))
+    return role
+
+
 def datastore_security_group(aws, name: str, engine: str, port: int, vpc_id: str, source_groups, tags: dict,
                              opts: pulumi.ResourceOptions, transport: str = ""):
     """A security group admitting only the given source security groups (the EKS nodes'

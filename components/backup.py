@@ -208,26 +208,10 @@ class BackupBucket(pulumi.ComponentResource):
 
         # ---------------------------------------------------------------- IRSA roles
         def irsa_role(suffix: str, who: IrsaArgs, description: str, policy) -> "aws.iam.Role":
-            issuer = who["oidc_issuer"].removeprefix("https://")
-            trust = pulumi.Output.from_input(who["namespace"]).apply(lambda ns: json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Federated": who["oidc_provider_arn"]},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {"StringEquals": {
-                        f"{issuer}:sub": f"system:serviceaccount:{ns}:{who['service_account']}",
-                        f"{issuer}:aud": "sts.amazonaws.com",
-                    }},
-                }],
-            }))
-            role = aws.iam.Role(f"{name}-{suffix}", description=description, assume_role_policy=trust,
-                                max_session_duration=3600, tags=tags, opts=child())
-            aws.iam.RolePolicy(f"{name}-{suffix}", role=role.id,
-                               policy=pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
-                                   lambda v: json.dumps(policy(v[0], v[1]))),
-                               opts=child(role))
-            return role
+            return aws_common.irsa_role(
+                aws, f"{name}-{suffix}", who, description,
+                pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(lambda v: json.dumps(policy(v[0], v[1]))),
+                tags, self)
 
         # The writer only writes; reading (restore) is a role of its own.
         self.role = irsa_role("job", irsa, f"Backup job of {name}: put only (IRSA)", job_policy) if irsa else None

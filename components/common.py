@@ -33,6 +33,7 @@ WORKLOAD_UIDS: dict[str, int] = {
     "postgres-exporter": 10005,
     "redis": 10006,
     "redis-exporter": 10007,        # the ElastiCache exporter (aws backend)
+    "rds-exporter": 10008,          # prometheus-rds-exporter (aws backend; RDS API via IRSA)
     "prometheus": 10010,
     "alertmanager": 10011,
     "grafana": 10012,

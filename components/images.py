@@ -34,6 +34,11 @@ REDIS = "redis:7.4.2"
 REDIS_EXPORTER = "quay.io/oliver006/redis_exporter:v1.67.0"
 """Prometheus redis_exporter (seed 000: ``redis-exporter:9121``)."""
 
+RDS_EXPORTER = "public.ecr.aws/qonto/prometheus-rds-exporter:0.18.1"
+"""qonto/prometheus-rds-exporter, the RDS automated-backup alerts' source (aws backend).
+Release tags carry no ``v`` (git tag ``0.18.1``, 2026-04-27); ``.goreleaser.yaml``
+publishes the multi-arch manifest as ``public.ecr.aws/qonto/prometheus-rds-exporter:<tag>``."""
+
 AWS_CLI = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
 """AWS CLI v2 for the backup upload/download steps (IRSA credentials, no static keys)."""
 

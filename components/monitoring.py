@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import certificate_alerts, common, dashboards, images
+from . import certificate_alerts, common, dashboards, images, rds_backup_alerts
 from . import entry as entry_mod
 from . import monitoring_config as mc
 from . import platform_alerts
@@ -166,6 +166,10 @@ class MonitoringArgs(TypedDict, total=False):
     cert_manager_namespace: str
     """Namespace of cert-manager's controller, scraped on :9402 for the certificate alerts
     (default cert-manager)."""
+    rds_backups: list[dict[str, Any]]
+    """RDS instances whose automated backups are watched (aws backend): ``identifier`` and
+    the configured ``retention_days``; the prometheus-rds-exporter in ``app_namespace``
+    reports them."""
     certificates: list[dict[str, str]]
     """cert-manager Certificates the stack owns besides the adapter's (``namespace``,
     ``name``): alerted on when they near expiry or are not Ready."""
@@ -229,6 +233,12 @@ def _validate(args: MonitoringArgs) -> dict:
            or not common.is_dns_label(str(c["name"]), 253)]
     common.require(not bad, "certificates", f"{bad!r}: each entry is {{namespace: <DNS-1123 label>, name: <name>}}")
     a["certificates"] = certs
+    rds = [dict(r) for r in a.get("rds_backups") or []]
+    bad = [r for r in rds if set(r) != {"identifier", "retention_days"} or not str(r["identifier"])
+           or not 1 <= int(r["retention_days"]) <= 35]
+    common.require(not bad, "rds_backups", f"{bad!r}: each entry is {{identifier: <RDS identifier>, "
+                                           "retention_days: 1..35}")
+    a["rds_backups"] = rds
     a.setdefault("adapter", False)
     a.setdefault("rps_per_pod", 20.0)
     common.require(float(a["rps_per_pod"]) > 0, "rps_per_pod", "must be positive")
@@ -337,6 +347,7 @@ class Monitoring(PlatformComponent):
             cert_manager_namespace=a["cert_manager_namespace"],
             certificates=tuple(sorted({(c["namespace"], c["name"]) for c in a["certificates"]}
                                       | ({(ns, ADAPTER_CERTIFICATE)} if a["adapter"] else set()))),
+            rds_instances=tuple(sorted({(r["identifier"], int(r["retention_days"])) for r in a["rds_backups"]})),
         )
         self.slo = mc.Slo(min_request_rate=float(a["slo_min_request_rate"]))
         self.receivers = _receivers(a)
@@ -534,7 +545,9 @@ class Monitoring(PlatformComponent):
             {"to": [{"pod_selector": {}}],
              "ports": common.tcp(mc.ALERTMANAGER_PORT, mc.BLACKBOX_PORT, mc.KSM_PORT, mc.PROMETHEUS_PORT,
                                  mc.GRAFANA_PORT)},
-            {"to": [common.namespace_peer(a["app_namespace"])], "ports": common.tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT)},
+            {"to": [common.namespace_peer(a["app_namespace"])],
+             "ports": common.tcp(mc.POSTGRES_EXPORTER_PORT, mc.REDIS_EXPORTER_PORT,
+                                 *([rds_backup_alerts.PORT] if t.rds_instances else []))},
             {"to": [self.targets.entry.data_plane_peer()], "ports": common.tcp(self.targets.entry.metrics_port)},
             *([{"to": [common.namespace_peer(self.targets.logging_namespace)],
                 "ports": common.tcp(mc.ES_EXPORTER_PORT, mc.LOGSTASH_EXPORTER_PORT)}]
@@ -909,7 +922,9 @@ class Monitoring(PlatformComponent):
                 metadata=common.meta(job, ns, lbl),
                 spec={"namespaceSelector": {"matchNames": [namespace]}, "selector": {},
                       "podMetricsEndpoints": [{"portNumber": port, "path": jobs[job].get("metrics_path", "/metrics"),
-                                               "interval": "15s",
+                                               "interval": jobs[job].get("scrape_interval", "15s"),
+                                               **({"metricRelabelings": mc.relabelings(jobs[job]["metric_relabel_configs"])}
+                                                  if jobs[job].get("metric_relabel_configs") else {}),
                                                # the exporter's own namespace/name labels win over
                                                # the target's (the operator sets namespace)
                                                **({"honorLabels": True} if jobs[job].get("honor_labels") else {}),

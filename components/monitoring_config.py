@@ -34,6 +34,7 @@ from . import entry as entry_mod
 from . import entry_metrics as em
 from . import logging_alerts
 from . import platform_alerts
+from . import rds_backup_alerts
 from .logging_alerts import LOGSTASH_EXPORTER_PORT
 
 # --------------------------------------------------------------------------- constants
@@ -158,6 +159,7 @@ def _platform_metrics() -> None:
     EXPORTER_METRICS["kubelet"] = frozenset(KUBELET_METRICS)
     EXPORTER_METRICS["cadvisor"] = frozenset(CADVISOR_METRICS)
     EXPORTER_METRICS[certificate_alerts.JOB] = certificate_alerts.METRICS
+    EXPORTER_METRICS[rds_backup_alerts.JOB] = rds_backup_alerts.METRICS
 
 
 _platform_metrics()
@@ -214,6 +216,9 @@ class Targets:
     #: of every cert-manager Certificate the stack owns (components/certificate_alerts.py).
     cert_manager_namespace: str = certificate_alerts.DEFAULT_NAMESPACE
     certificates: tuple = ()
+    #: (identifier, configured retention days) of each RDS instance whose automated
+    #: backups are watched (aws backend; components/rds_backup_alerts.py).
+    rds_instances: tuple = ()
 
     @property
     def probe_url(self) -> str:
@@ -517,6 +522,7 @@ def rule_groups(t: Targets, slo: Slo = Slo()) -> dict:
         *platform_alerts.groups(_alert, monitored_jobs(t), t.stack_namespaces,
                                 (t.app_namespace, t.backup_cronjob) if t.backup_cronjob else None, t.app_namespace),
         *certificate_alerts.rule_group(_alert, t.certificates),
+        *rds_backup_alerts.rule_group(_alert, t.rds_instances),
     ]}, t.runbook_base)
 
 
@@ -674,6 +680,7 @@ def scrape_jobs(t: Targets) -> list[dict]:
         # Every node's kubelet and cAdvisor (container CPU, throttling, memory; volume stats).
         *platform_alerts.kubelet_jobs(),
         *_cert_manager_jobs(t),
+        *([rds_backup_alerts.scrape_job(t.app_namespace, _k8s_pod_job)] if t.rds_instances else []),
     ]
 
 
@@ -700,9 +707,10 @@ def operator_pod_monitors(t: Targets) -> list[tuple[str, int, str]]:
                ("logstash-exporter", LOGSTASH_EXPORTER_PORT, t.logging_namespace)] if t.logging_namespace else []
     entry = t.entry
     certs = [(certificate_alerts.JOB, certificate_alerts.PORT, t.cert_manager_namespace)] if t.certificates else []
+    rds = [(rds_backup_alerts.JOB, rds_backup_alerts.PORT, t.app_namespace)] if t.rds_instances else []
     return [(entry.job, entry.metrics_port, entry.data_plane_namespace),
             ("postgres-exporter", POSTGRES_EXPORTER_PORT, t.app_namespace),
-            ("redis-exporter", REDIS_EXPORTER_PORT, t.app_namespace), *logging, *certs]
+            ("redis-exporter", REDIS_EXPORTER_PORT, t.app_namespace), *logging, *certs, *rds]
 
 
 def monitored_jobs(t: Targets) -> list[str]:

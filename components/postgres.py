@@ -55,6 +55,19 @@ DEFAULT_CNPG = {
 """CloudNativePG defaults: 3 instances, one synchronous standby, daily base backup; the
 instances reach the API server at private addresses and object storage at public ones."""
 
+
+class RdsExporterArgs(TypedDict, total=False):
+    oidc_provider_arn: str
+    """ARN of the EKS cluster's IAM OIDC provider (the exporter's role trusts it: IRSA)."""
+    oidc_issuer: str
+    """Its issuer without scheme (oidc.eks.<region>.amazonaws.com/id/<id>)."""
+    api_cidrs: list[str]
+    """Where the AWS APIs (RDS, STS) are reached on 443 (default: public addresses; add
+    the subnets of interface VPC endpoints)."""
+    image: str
+    """Exporter image (default public.ecr.aws/qonto/prometheus-rds-exporter:0.18.1)."""
+
+
 class PostgresAwsArgs(TypedDict, total=False):
     vpc_id: str
     """VPC of the cluster."""
@@ -90,6 +103,9 @@ class PostgresAwsArgs(TypedDict, total=False):
     """Weekly maintenance window, UTC (default sun:03:00-sun:04:00)."""
     performance_insights_retention_days: int
     """Performance Insights retention (default 7, the free tier)."""
+    backup_exporter: RdsExporterArgs
+    """prometheus-rds-exporter watching the automated backups (required with
+    ``monitoring_namespace``: without it nothing would alert on them)."""
 
 
 class CloudNativePgArgs(TypedDict, total=False):
@@ -211,6 +227,14 @@ def _validate(args: PostgresArgs) -> dict:
                        "set exactly one of ca_bundle_pem and ca_bundle_config_map (the RDS CA for verify-full)")
         common.require(1 <= int(aws["backup_retention_days"]) <= 35, "aws.backup_retention_days",
                        "must be between 1 and 35 (RDS limit)")
+        if a.get("monitoring_namespace"):
+            exporter = dict(aws.get("backup_exporter") or {})
+            for key in ("oidc_provider_arn", "oidc_issuer"):
+                common.require(bool(exporter.get(key)), f"aws.backup_exporter.{key}",
+                               "is required with monitoring: prometheus-rds-exporter reads the automated-backup "
+                               "settings with an IAM role it assumes through IRSA (the EKS cluster's OIDC provider)")
+            exporter.setdefault("api_cidrs", list(common.ANYWHERE))
+            aws["backup_exporter"] = exporter
         a["aws"] = aws
     if a["backend"] == "cloudnative-pg":
         cnpg = {**DEFAULT_CNPG, **(a.get("cloudnative_pg") or {})}

@@ -6,9 +6,15 @@ import json
 
 import pulumi
 
-from . import aws_common, postgres_rds_clients
+from . import aws_common, images, postgres_rds_clients, rds_exporter
 from .postgres_base import PORT, server_parameters
 from .secrets import generated_secret
+
+
+def primary_identifier(name: str) -> str:
+    """The RDS identifier of the primary of the Postgres component ``name`` (the instance
+    whose automated backups the monitoring watches)."""
+    return f"{name}-primary"
 
 
 def build(comp, password):
@@ -86,7 +92,7 @@ def build(comp, password):
     )
     comp.instance = aws.rds.Instance(
         f"{name}-primary",
-        identifier=f"{name}-primary",
+        identifier=primary_identifier(name),
         engine="postgres",
         engine_version=str(cfg["engine_version"]),
         db_name=a["database"],
@@ -126,5 +132,10 @@ def build(comp, password):
         read_host = comp.replica.address
     egress = [{"port": PORT, "cidr": cfg["vpc_cidr"]}]
     postgres_rds_clients.build(comp, password, master_password, egress)
+    comp.rds_exporter = comp.rds_exporter_role = None
+    if cfg.get("backup_exporter"):
+        exporter = cfg["backup_exporter"]
+        rds_exporter.deploy(comp, {k: exporter[k] for k in ("oidc_provider_arn", "oidc_issuer")},
+                            list(exporter["api_cidrs"]), exporter.get("image") or images.RDS_EXPORTER)
     return comp.instance.address, read_host, "verify-full", egress
 

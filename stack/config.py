@@ -559,6 +559,9 @@ class Network(_Model):
     #: IRSA). Default: public addresses only. Tighter: the S3 managed prefix list's CIDRs of
     #: the region (the gateway endpoint's); with an STS interface endpoint, add its subnets.
     object_storage_cidrs: Annotated[list[EgressCidr], Field(min_length=1)] = list(common.ANYWHERE)
+    #: Where the RDS exporter reaches the AWS APIs (RDS, STS) on 443 (aws backend).
+    #: Default: public addresses only. With interface VPC endpoints, list their subnets.
+    aws_api_cidrs: Annotated[list[EgressCidr], Field(min_length=1)] = list(common.ANYWHERE)
 
 
 #: Credentials of alert receivers: read only with ``pulumi.Config().get_secret`` in
@@ -872,6 +875,10 @@ def _datastore_errors(cfg: "StackConfig") -> list:
         errors.append(("backup.irsa", None, "is required with database.backend 'aws' (the stack creates the "
                        "backup bucket and the dump job's IRSA role: set oidcProviderArn and oidcIssuer), "
                        "or set backup.s3 to use an existing bucket and role"))
+    elif db.backend == "aws" and cfg.monitoring.enabled and bk.irsa is None:
+        errors.append(("backup.irsa", None, "is required with database.backend 'aws' and monitoring enabled: "
+                       "the RDS exporter behind the automated-backup alerts assumes an IAM role through IRSA; "
+                       "set oidcProviderArn and oidcIssuer (the EKS cluster's OIDC provider)"))
     if db.backend == "cloudnative-pg" and bk.s3 is None:
         errors.append(("backup.s3", None, "is required with database.backend 'cloudnative-pg': WAL archiving "
                        "and base backups go to object storage (set bucket and roleArn)"))

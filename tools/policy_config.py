@@ -35,8 +35,9 @@ _COMMON = {
     "K8S-034": ["Deployment new-api/new-api-master",
                 # the Rollout's pod template when delivery is canary or blue-green
                 "Deployment new-api/new-api",
-                # one exporter per managed endpoint (RDS, ElastiCache): two would duplicate every series
-                "Deployment new-api/new-api-postgres-exporter", "Deployment new-api/new-api-redis-exporter"],
+                # one exporter per managed endpoint (RDS, ElastiCache, the RDS API): two would duplicate every series
+                "Deployment new-api/new-api-postgres-exporter", "Deployment new-api/new-api-redis-exporter",
+                "Deployment new-api/new-api-postgres-rds-exporter"],
     # NetworkPolicies selecting pods that controllers create later (ACME solver, CloudNativePG)
     "K8S-040": ["NetworkPolicy new-api/new-api-acme-solver", "NetworkPolicy logging/kibana-acme-solver",
                 "NetworkPolicy new-api/new-api-postgres"],

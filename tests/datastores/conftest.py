@@ -28,6 +28,9 @@ needs_redis = pytest.mark.skipif(
     REDIS_SERVER is None and not IN_CI, reason="Debian redis-server is not installed (apt-get install -y redis-server)")
 
 S3 = {"bucket": "new-api-dev-backups", "roleArn": "arn:aws:iam::123456789012:role/new-api-backup"}
+#: The EKS cluster's OIDC provider: the aws backend's RDS exporter assumes its role through it.
+IRSA = {"oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
+        "oidcIssuer": "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"}
 AWS_NET = {"vpcId": "vpc-0abc1234def567890", "subnetIds": ["subnet-0aaa1111bbb222333", "subnet-0ccc4444ddd555666"],
            "vpcCidr": "10.0.0.0/16", "sourceSecurityGroupIds": ["sg-0123456789abcdef0"]}
 #: A test CA (not a trust anchor of anything) for the caBundle.path source.

@@ -6,7 +6,7 @@ import pytest
 from support import DELETE, override
 from tools import mockrt
 
-from .conftest import AWS_NET, RDS_NET, S3, TEST_CA_PATH
+from .conftest import AWS_NET, IRSA, RDS_NET, S3, TEST_CA_PATH
 
 CASES = [
     ("unknown-database-backend", "dev", [("database.backend", "mysql")], "new-api:database.backend"),
@@ -65,15 +65,15 @@ def test_bad_datastore_config_names_the_file_and_key_and_creates_nothing(stack, 
 def test_aws_backends_in_dev_are_valid_with_network_settings():
     result = mockrt.run_stack("dev", overrides=override(
         "dev", ("database.backend", "aws"), ("database.aws", RDS_NET), ("redis.backend", "aws"),
-        ("redis.aws", AWS_NET), ("backup.s3", S3)))
+        ("redis.aws", AWS_NET), ("backup.s3", S3), ("backup.irsa", IRSA)))
     assert result.error is None, result.error
     assert {r.type for r in result.registrations} >= {"aws:rds/instance:Instance",
                                                        "aws:elasticache/replicationGroup:ReplicationGroup"}
 
 
 def test_existing_bucket_replaces_the_stack_bucket_for_rds():
-    # (logging off: Elasticsearch's snapshots need the stack's own bucket or a volume)
-    result = mockrt.run_stack("prod", overrides=override("prod", ("backup.irsa", DELETE), ("backup.s3", S3),
-                                                         ("logging.enabled", False)))
+    # (logging off: Elasticsearch's snapshots need the stack's own bucket or a volume; backup.irsa
+    # stays: the RDS exporter's role needs the cluster's OIDC provider)
+    result = mockrt.run_stack("prod", overrides=override("prod", ("backup.s3", S3), ("logging.enabled", False)))
     assert result.error is None, result.error
     assert result.by_type("aws:s3/bucket:Bucket") == []

@@ -49,6 +49,17 @@ def registration(result, kind: str, name: str):
     raise KeyError(f"no {kind} {name}")
 
 
+def rendered_rules(result) -> dict:
+    """The rule groups as the mode's Prometheus reads them: the PrometheusRule's spec in
+    operator mode, else the standalone rules file (ConfigMap ``prometheus-rules``)."""
+    import yaml
+
+    rules = k8s_objects(result, "PrometheusRule")
+    if rules:
+        return unwrap(rules[0]["spec"])
+    return yaml.safe_load(k8s_object(result, "ConfigMap", "prometheus-rules", "monitoring")["data"]["new-api.yml"])
+
+
 def pod_spec(obj: dict) -> dict:
     return obj["spec"]["template"]["spec"]
 

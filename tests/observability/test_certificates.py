@@ -28,7 +28,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import k8s_object, k8s_objects, unwrap
+from conftest import k8s_object, k8s_objects, rendered_rules
 
 from support import Stack, override
 from tools import mockrt
@@ -57,14 +57,6 @@ def nginx_autoscale():
     return Stack(mockrt.run_stack("prod", override(
         "prod", ("entry.kind", "ingress-nginx"), ("monitoring.autoscale.enabled", True),
         ("monitoring.certManagerNamespace", "certs"))))
-
-
-def rules_of(stack) -> dict:
-    rules = k8s_objects(stack.result, "PrometheusRule")
-    if rules:
-        return unwrap(rules[0]["spec"])
-    return yaml.safe_load(k8s_object(stack.result, "ConfigMap", "prometheus-rules", "monitoring")["data"]
-                          ["new-api.yml"])
 
 
 def owned_certificates(stack) -> set:
@@ -180,7 +172,7 @@ def test_certificate_alerts_fire_on_the_stacks_own_certificates_only(request, na
     stack = request.getfixturevalue({"operator": "operator_stack"}.get(name, name))
     certs = owned_certificates(stack)
     assert certs, "the stack owns no certificate"
-    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules_of(stack), sort_keys=False))
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rendered_rules(stack.result), sort_keys=False))
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(promtool_tests(certs), sort_keys=False))
     out = subprocess.run([promtool, "test", "rules", str(tmp_path / "tests.yml")], capture_output=True,
                          text=True, timeout=600)
@@ -246,4 +238,6 @@ def test_operator_mode_pod_monitor_scrapes_the_controller_with_its_labels(operat
 def test_bad_cert_manager_namespace_is_refused_naming_the_key():
     result = mockrt.run_stack("dev", override("dev", ("monitoring.certManagerNamespace", "Cert_Manager")))
     assert result.error is not None and result.registrations == []
-    assert "new-api:monitoring.certManagerNamespace" in str(result.error), str(result.error)
+    message = str(result.error)
+    assert 'new-api:monitoring.certManagerNamespace = "Cert_Manager"' in message, message
+    assert "must be a DNS-1123 label" in message, message

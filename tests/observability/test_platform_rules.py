@@ -228,13 +228,14 @@ def test_every_platform_alert_has_cases(dev):
 
 
 def test_every_rendered_alert_has_promtool_cases_somewhere(dev, prod):
-    """No alert without a scenario: this module's, test_rules.py's, test_rules_relay.py's or
-    test_certificates.py's."""
+    """No alert without a scenario: this module's, test_rules.py's, test_rules_relay.py's,
+    test_certificates.py's or test_rds_backups.py's."""
     from test_certificates import ALERTS as CERTIFICATE_ALERTS
+    from test_rds_backups import ALERTS as RDS_ALERTS
     from test_rules import CASES as APP_CASES
     from test_rules_relay import GATEWAY_CASES as RELAY_CASES
 
-    known = ALERTS | set(APP_CASES) | set(RELAY_CASES) | CERTIFICATE_ALERTS
+    known = ALERTS | set(APP_CASES) | set(RELAY_CASES) | CERTIFICATE_ALERTS | RDS_ALERTS
     for stack in (dev, prod):
         names = set(mc.alert_names(yaml.safe_load(rules_text(stack))))
         assert names <= known, names - known
