@@ -2,6 +2,7 @@
 PDBs per workload, references between objects, protection, backups, monitoring)."""
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, List, Mapping, Optional, Tuple
 
@@ -510,8 +511,16 @@ MONITORED_BY = "policy.new-api.io/monitored-by"
 
 
 def _parse_yaml(text: Any) -> Any:
+    """The parsed document (None when it is not YAML). Callers only read the result: it is
+    shared, parsed once per text (STK-004 asks, for every workload, whether some
+    prometheus.yml scrapes it), with libyaml's parser where PyYAML has it."""
+    return _parse_yaml_text(str(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_yaml_text(text: str) -> Any:
     try:
-        return yaml.safe_load(str(text))
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         return None
 
