@@ -140,11 +140,11 @@ upgrade_to = upgrade_snapshot.needed(cfg.app.image, cfg.app.deployed_version)
 pre_upgrade_snapshot = None
 if upgrade_to and db.backend == "aws":
     pre_upgrade_snapshot = upgrade_snapshot.rds_snapshot(
-        "new-api-postgres", postgres.instance, upgrade_to).db_snapshot_identifier
+        POSTGRES, postgres.instance, upgrade_to).db_snapshot_identifier
 elif upgrade_to and db.backend == "cloudnative-pg":
     pre_upgrade_snapshot = upgrade_snapshot.cnpg_backup(
-        "new-api-postgres", namespace.name, upgrade_snapshot.object_name(postgres.cluster), upgrade_to,
-        common.labels("postgres", "new-api-postgres", "backup"), opts=pulumi.ResourceOptions(depends_on=[postgres]))
+        POSTGRES, namespace.name, upgrade_snapshot.object_name(postgres.cluster), upgrade_to,
+        common.labels("postgres", POSTGRES, "backup"), opts=pulumi.ResourceOptions(depends_on=[postgres]))
     pre_upgrade_snapshot = upgrade_snapshot.object_name(pre_upgrade_snapshot)
 
 if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WAL archive)
@@ -165,7 +165,7 @@ if db.backend != "cloudnative-pg":  # CNPG backs up itself (ScheduledBackup + WA
         "protect": cfg.is_prod,
     }
     if db.backend == "kubernetes":
-        backup_args["backup_of"] = "new-api-postgres"
+        backup_args["backup_of"] = POSTGRES
     if bk.storage_class:
         backup_args["storage_class"] = bk.storage_class
     if backup_s3 is not None:

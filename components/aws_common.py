@@ -12,6 +12,12 @@ KEY_ADMIN_ACTIONS = ("kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*",
                      "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion")
 
 
+def tags(key: str, value: str) -> dict:
+    """The AWS tags of the stack's resources: ``app``, what they are (``component`` or
+    ``purpose``), and that Pulumi manages them."""
+    return {"app": "new-api", key: value, "managed-by": "pulumi"}
+
+
 def kms_key(aws, name: str, description: str, tags: dict, parent: pulumi.Resource, protect: bool,
             alias: str, users: bool = False) -> tuple:
     """A customer-managed key with yearly rotation (AWS-012), a description and the maximum

@@ -149,7 +149,7 @@ class BackupBucket(pulumi.ComponentResource):
             for key in ("oidc_provider_arn", "oidc_issuer", "namespace", "service_account"):
                 common.require(bool(irsa.get(key)), f"irsa.{key}", "is required")
         protect = bool(a.get("protect", False))
-        tags = {"app": "new-api", "purpose": "backups", "managed-by": "pulumi"}
+        tags = aws_common.tags("purpose", "backups")
 
         def child(*deps, **kw) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None], **kw)

@@ -23,7 +23,7 @@ def build(comp, password):
     name, a = comp._name, comp._a
     cfg = a["aws"]
     protect = a["protect"]
-    tags = {"app": "new-api", "component": "database", "managed-by": "pulumi"}
+    tags = aws_common.tags("component", "database")
     master_password = generated_secret(f"{name}-master-password", 32, comp._child(), mixed=False)
     comp.kms_key, comp.kms_alias = aws_common.kms_key(
         aws, name, f"Encrypts the New API RDS database {name}, its snapshots and Performance Insights",

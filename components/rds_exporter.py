@@ -53,7 +53,7 @@ def deploy(comp, irsa: dict, api_cidrs: list, image: str = images.RDS_EXPORTER) 
         aws, exporter_name, {**irsa, "namespace": ns, "service_account": exporter_name},
         f"prometheus-rds-exporter of {name}: describe DB instances only (IRSA)",
         pulumi.Output.all(region, account).apply(lambda v: json.dumps(policy_document(v[0], v[1]))),
-        {"app": "new-api", "component": "database-monitoring", "managed-by": "pulumi"}, comp)
+        aws_common.tags("component", "database-monitoring"), comp)
     container = common.container(
         "exporter", image, common.resources("20m", "48Mi", "128Mi", None, "16Mi", "64Mi"),
         args=[f"--listen-address=:{PORT}", "--log-format=json", *(f"--{flag}=false" for flag in DISABLED_COLLECTORS)],

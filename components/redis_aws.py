@@ -19,7 +19,7 @@ def build(comp, password):
     name, a = comp._name, comp._a
     cfg = a["aws"]
     protect = a["protect"]
-    tags = {"app": "new-api", "component": "cache", "managed-by": "pulumi"}
+    tags = aws_common.tags("component", "cache")
     comp.kms_key, comp.kms_alias = aws_common.kms_key(
         aws, name, f"Encrypts the New API ElastiCache replication group {name} and its snapshots",
         tags, comp, protect, alias=f"{name}-elasticache")

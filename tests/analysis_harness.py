@@ -89,3 +89,27 @@ def decide(promtool: str, tmp: Path, metrics: list, series: list, interval: str 
             held[which] = verdict[0]
         phases[label] = ("Failed" if held["failure"] else "Successful" if held["success"] else "Inconclusive")
     return phases
+
+
+#: The canary cases every entry runs, on series labelled as its proxy labels them:
+#: (case, keyword arguments of the entry's ``traffic()`` builder, expected phases).
+#: 10 % errors on 20 % of the traffic is 2 % overall, which the stable's numbers would pass;
+#: the canary's relay first byte after 30 s (issue 14) would hide behind the stable's 1 s.
+CANARY_CASES = [
+    ("bad canary diluted by a healthy stable", {"canary_errors": 0.10, "canary_seconds": 0.05},
+     {"success-rate": "Failed"}),
+    ("slow canary diluted by a fast stable", {"canary_errors": 0.0, "canary_seconds": 2.0},
+     {"latency-p95": "Failed"}),
+    ("canary slow to its first relay byte", {"canary_errors": 0.0, "canary_seconds": 0.05, "canary_first_byte": 30},
+     {"relay-ttfb": "Failed"}),
+    ("healthy canary", {"canary_errors": 0.005, "canary_seconds": 0.05},
+     {"success-rate": "Successful", "latency-p95": "Successful", "relay-ttfb": "Successful"}),
+    ("no canary traffic", {"canary_errors": 0.0, "canary_seconds": 0.05, "weight": 0},
+     {"success-rate": "Inconclusive", "latency-p95": "Inconclusive", "relay-ttfb": "Inconclusive"}),
+]
+
+
+def assert_phases(phases: dict, expected: dict, case: str) -> None:
+    """The decided phase of each expected metric (``decide`` keys them ``.../<metric>``)."""
+    got = {label.split("/")[-1]: phase for label, phase in phases.items()}
+    assert {k: got[k] for k in expected} == expected, (case, got)
